@@ -1,0 +1,3 @@
+/** Dataset readers: WFDB ECG records, ECG preprocessing, report text, tokenisation and manifests. */
+
+export * from './paths';
