@@ -11,6 +11,10 @@ import { getLogger } from '../util/log';
 
 const log = getLogger('backend');
 
+// TensorFlow's C++ logging prints start-up notices (CPU feature hints) on
+// stderr; keep warnings and errors unless the user set a level.
+process.env.TF_CPP_MIN_LOG_LEVEL ??= '2';
+
 export const BACKEND_CHOICES = ['tensorflow-gpu', 'tensorflow', 'wasm', 'cpu'] as const;
 export type BackendChoice = (typeof BACKEND_CHOICES)[number];
 
