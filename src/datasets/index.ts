@@ -1,3 +1,4 @@
 /** Dataset readers: WFDB ECG records, ECG preprocessing, report text, tokenisation and manifests. */
 
 export * from './paths';
+export * from './wfdb';

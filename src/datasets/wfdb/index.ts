@@ -1,0 +1,4 @@
+export * from './header';
+export * from './formats';
+export * from './record';
+export * from './leads';
