@@ -1,0 +1,121 @@
+/**
+ * Layers with PyTorch semantics and PyTorch weight layouts: Linear keeps its
+ * weight as [out, in], LayerNorm and BatchNorm1d keep `weight` / `bias`, and
+ * BatchNorm1d keeps `running_mean`, `running_var` and `num_batches_tracked`.
+ */
+import * as tf from '@tensorflow/tfjs';
+
+import { Module } from './module';
+
+/** Samples N(0, std) truncated to [-2 std, 2 std], as timm initialises ViT weights. */
+export function truncatedNormal(shape: number[], std: number): tf.Tensor {
+  return tf.truncatedNormal(shape, 0, std);
+}
+
+/** GELU with the exact erf form (PyTorch `nn.GELU()` default, not the tanh approximation). */
+export function gelu<T extends tf.Tensor>(x: T): T {
+  return tf.tidy(() => tf.mul(tf.mul(x, 0.5), tf.add(1, tf.erf(tf.mul(x, Math.SQRT1_2)))) as T);
+}
+
+/** y = x W^T + b over the last axis of an input of any rank. */
+export class Linear extends Module {
+  readonly weight: tf.Variable<tf.Rank.R2>;
+  readonly bias?: tf.Variable<tf.Rank.R1>;
+
+  constructor(readonly inFeatures: number, readonly outFeatures: number, useBias = true, initStd = 0.02) {
+    super();
+    this.weight = this.addWeight('weight', truncatedNormal([outFeatures, inFeatures], initStd) as tf.Tensor2D);
+    if (useBias) this.bias = this.addWeight('bias', tf.zeros([outFeatures]) as tf.Tensor1D);
+  }
+
+  apply<T extends tf.Tensor>(x: T): T {
+    return tf.tidy(() => {
+      const shape = x.shape;
+      const last = shape[shape.length - 1];
+      if (last !== this.inFeatures) {
+        throw new Error(`Linear expected last axis ${this.inFeatures}, got input of shape [${shape.join(', ')}]`);
+      }
+      const rows = tf.reshape(x, [-1, last]) as tf.Tensor2D; // [N, in]
+      let y: tf.Tensor2D = tf.matMul(rows, this.weight, false, true); // [N, out]
+      if (this.bias !== undefined) y = tf.add(y, this.bias);
+      return tf.reshape(y, [...shape.slice(0, -1), this.outFeatures]) as T;
+    });
+  }
+}
+
+/** Layer normalisation over the last axis (biased variance, as PyTorch). */
+export class LayerNorm extends Module {
+  readonly weight: tf.Variable<tf.Rank.R1>;
+  readonly bias: tf.Variable<tf.Rank.R1>;
+
+  constructor(readonly features: number, readonly eps: number) {
+    super();
+    this.weight = this.addWeight('weight', tf.ones([features]) as tf.Tensor1D);
+    this.bias = this.addWeight('bias', tf.zeros([features]) as tf.Tensor1D);
+  }
+
+  apply<T extends tf.Tensor>(x: T): T {
+    return tf.tidy(() => {
+      const axis = x.rank - 1;
+      const { mean, variance } = tf.moments(x, axis, true);
+      const normalised = tf.mul(tf.sub(x, mean), tf.rsqrt(tf.add(variance, this.eps)));
+      return tf.add(tf.mul(normalised, this.weight), this.bias) as T;
+    });
+  }
+}
+
+/**
+ * Batch normalisation over the channel (last) axis of [B, C] or [B, L, C]
+ * inputs, matching `torch.nn.BatchNorm1d` (momentum 0.1, eps 1e-5). Training
+ * normalises with the biased batch variance and moves the running variance
+ * towards the unbiased one; evaluation uses the running statistics.
+ */
+export class BatchNorm1d extends Module {
+  readonly weight: tf.Variable<tf.Rank.R1>;
+  readonly bias: tf.Variable<tf.Rank.R1>;
+  readonly runningMean: tf.Variable<tf.Rank.R1>;
+  readonly runningVar: tf.Variable<tf.Rank.R1>;
+  readonly numBatchesTracked: tf.Variable<tf.Rank.R0>;
+
+  constructor(readonly features: number, readonly eps = 1e-5, readonly momentum = 0.1) {
+    super();
+    this.weight = this.addWeight('weight', tf.ones([features]) as tf.Tensor1D);
+    this.bias = this.addWeight('bias', tf.zeros([features]) as tf.Tensor1D);
+    this.runningMean = this.addWeight('running_mean', tf.zeros([features]) as tf.Tensor1D, false);
+    this.runningVar = this.addWeight('running_var', tf.ones([features]) as tf.Tensor1D, false);
+    this.numBatchesTracked = this.addWeight('num_batches_tracked', tf.scalar(0), false);
+  }
+
+  /** Normalises `x`; in training it also updates the running statistics once. */
+  apply<T extends tf.Tensor>(x: T, training: boolean): T {
+    return tf.tidy(() => {
+      if (x.shape[x.rank - 1] !== this.features) {
+        throw new Error(`BatchNorm1d expected ${this.features} channels last, got input of shape [${x.shape.join(', ')}]`);
+      }
+      const axes = x.shape.slice(0, -1).map((_, axis) => axis);
+      let mean: tf.Tensor;
+      let variance: tf.Tensor;
+      if (training) {
+        const count = x.size / this.features;
+        if (count < 2) {
+          throw new Error(`BatchNorm1d in training needs more than one value per channel, got input of shape [${x.shape.join(', ')}]`);
+        }
+        ({ mean, variance } = tf.moments(x, axes));
+        this.updateRunningStats(mean, variance, count);
+      } else {
+        mean = this.runningMean;
+        variance = this.runningVar;
+      }
+      const normalised = tf.mul(tf.sub(x, mean), tf.rsqrt(tf.add(variance, this.eps)));
+      return tf.add(tf.mul(normalised, this.weight), this.bias) as T;
+    });
+  }
+
+  private updateRunningStats(mean: tf.Tensor, biasedVariance: tf.Tensor, count: number): void {
+    const m = this.momentum;
+    const unbiased = tf.mul(biasedVariance, count / (count - 1));
+    this.runningMean.assign(tf.add(tf.mul(this.runningMean, 1 - m), tf.mul(mean, m)) as tf.Tensor1D);
+    this.runningVar.assign(tf.add(tf.mul(this.runningVar, 1 - m), tf.mul(unbiased, m)) as tf.Tensor1D);
+    this.numBatchesTracked.assign(tf.add(this.numBatchesTracked, 1) as tf.Scalar);
+  }
+}

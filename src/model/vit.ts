@@ -1,0 +1,247 @@
+/**
+ * Vision Transformer (Dosovitskiy et al., "An Image is Worth 16x16 Words",
+ * ICLR 2021) as timm's `VisionTransformer` builds it: class token, learned
+ * position embeddings, pre-norm blocks, final LayerNorm, class-token pooling.
+ * MoRE builds qkv without bias and adds DropKey (Xu et al., "DropKey for
+ * Vision Transformer", CVPR 2023): in training each pre-softmax attention
+ * logit is masked with probability `dropKeyRate`.
+ *
+ * Weights keep timm's names and PyTorch layouts (`blocks.0.attn.qkv.weight`
+ * is [3 * width, width]) so timm checkpoints load by name. Images are NHWC.
+ */
+import * as tf from '@tensorflow/tfjs';
+
+import { Rng } from '../util/rng';
+import { type TrunkConfig, type VitConfig, validateVitConfig } from './config';
+import { LayerNorm, Linear, gelu, truncatedNormal } from './layers';
+import { Module } from './module';
+import type { EncoderForwardOptions, EncoderOutput, ImageEncoder } from './types';
+
+/** Added to a dropped attention logit, as the MoRE reference does; softmax turns it into an exact zero. */
+const DROPPED_LOGIT = -1e12;
+
+/** Per-call state a block needs besides its input. */
+interface BlockContext {
+  training: boolean;
+  /** Seed for this block's DropKey mask. */
+  dropKeySeed: number;
+  offset?: tf.Tensor4D;
+  keepAttention: boolean;
+}
+
+/** Multi-head self-attention with DropKey; `qkv` and `proj` keep timm's names. */
+export class Attention extends Module {
+  readonly qkv: Linear;
+  readonly proj: Linear;
+  private readonly headDim: number;
+  private readonly scale: number;
+
+  constructor(readonly width: number, readonly heads: number, qkvBias: boolean, readonly dropKeyRate: number) {
+    super();
+    this.qkv = this.addChild('qkv', new Linear(width, 3 * width, qkvBias));
+    this.proj = this.addChild('proj', new Linear(width, width));
+    this.headDim = width / heads;
+    this.scale = 1 / Math.sqrt(this.headDim);
+  }
+
+  apply(x: tf.Tensor3D, context: BlockContext): { output: tf.Tensor3D; attention?: tf.Tensor4D } {
+    return tf.tidy(() => {
+      const [B, T, C] = x.shape;
+      const H = this.heads;
+      const D = this.headDim;
+      const qkv = tf.transpose(tf.reshape(this.qkv.apply(x), [B, T, 3, H, D]), [2, 0, 3, 1, 4]); // [3, B, H, T, D]
+      const [q, k, v] = tf.unstack(qkv) as tf.Tensor4D[]; // each [B, H, T, D]
+
+      let logits = tf.matMul(tf.mul(q, this.scale), k, false, true) as tf.Tensor4D; // [B, H, T, T]
+      if (context.training && this.dropKeyRate > 0) {
+        const dropped = tf.less(tf.randomUniform(logits.shape, 0, 1, 'float32', context.dropKeySeed), this.dropKeyRate);
+        logits = tf.add(logits, tf.mul(tf.cast(dropped, 'float32'), DROPPED_LOGIT));
+      }
+      let attention = tf.softmax(logits) as tf.Tensor4D; // over keys, the last axis
+      if (context.offset !== undefined) attention = tf.add(attention, context.offset);
+
+      const mixed = tf.matMul(attention, v) as tf.Tensor4D; // [B, H, T, D]
+      const merged = tf.reshape(tf.transpose(mixed, [0, 2, 1, 3]), [B, T, C]) as tf.Tensor3D; // [B, T, H * D]
+      const output = this.proj.apply(merged);
+      return context.keepAttention ? { output, attention } : { output };
+    });
+  }
+}
+
+/** Two-layer MLP with exact GELU (`fc1`, `fc2` as in timm). */
+export class Mlp extends Module {
+  readonly fc1: Linear;
+  readonly fc2: Linear;
+
+  constructor(width: number, hidden: number) {
+    super();
+    this.fc1 = this.addChild('fc1', new Linear(width, hidden));
+    this.fc2 = this.addChild('fc2', new Linear(hidden, width));
+  }
+
+  apply(x: tf.Tensor3D): tf.Tensor3D {
+    return tf.tidy(() => this.fc2.apply(gelu(this.fc1.apply(x))));
+  }
+}
+
+/** Pre-norm transformer block: x + attn(norm1(x)), then x + mlp(norm2(x)). */
+export class Block extends Module {
+  readonly norm1: LayerNorm;
+  readonly attn: Attention;
+  readonly norm2: LayerNorm;
+  readonly mlp: Mlp;
+
+  constructor(config: TrunkConfig) {
+    super();
+    this.norm1 = this.addChild('norm1', new LayerNorm(config.width, config.layerNormEps));
+    this.attn = this.addChild('attn', new Attention(config.width, config.heads, config.qkvBias, config.dropKeyRate));
+    this.norm2 = this.addChild('norm2', new LayerNorm(config.width, config.layerNormEps));
+    this.mlp = this.addChild('mlp', new Mlp(config.width, config.mlpDim));
+  }
+
+  apply(x: tf.Tensor3D, context: BlockContext): { output: tf.Tensor3D; attention?: tf.Tensor4D } {
+    return tf.tidy(() => {
+      const { output: attended, attention } = this.attn.apply(this.norm1.apply(x), context);
+      const afterAttention = tf.add(x, attended) as tf.Tensor3D;
+      const output = tf.add(afterAttention, this.mlp.apply(this.norm2.apply(afterAttention))) as tf.Tensor3D;
+      return attention !== undefined ? { output, attention } : { output };
+    });
+  }
+}
+
+/** Options for building an encoder. */
+export interface EncoderBuildOptions {
+  /** Seed of the DropKey masks (default 0); the generator's state is `encoder.rng`. */
+  seed?: number;
+}
+
+/**
+ * The transformer trunk shared by the X-ray and ECG encoders. Subclasses add
+ * a `patch_embed` child that turns their input into [B, N, width] tokens.
+ */
+export abstract class VitTrunk extends Module {
+  readonly clsToken: tf.Variable<tf.Rank.R3>;
+  readonly posEmbed: tf.Variable<tf.Rank.R3>;
+  readonly blocks: Block[] = [];
+  readonly norm: LayerNorm;
+  /** Generator of the DropKey seeds; save and restore its state to repeat a run. */
+  readonly rng: Rng;
+
+  protected constructor(readonly trunk: TrunkConfig, readonly tokenCount: number, options: EncoderBuildOptions) {
+    super();
+    this.rng = new Rng(options.seed ?? 0);
+    this.clsToken = this.addWeight('cls_token', tf.mul(tf.randomNormal([1, 1, trunk.width]), 1e-6) as tf.Tensor3D);
+    this.posEmbed = this.addWeight('pos_embed', truncatedNormal([1, tokenCount + 1, trunk.width], 0.02) as tf.Tensor3D);
+    for (let index = 0; index < trunk.depth; index++) {
+      this.blocks.push(this.addChild(`blocks.${index}`, new Block(trunk)));
+    }
+    this.norm = this.addChild('norm', new LayerNorm(trunk.width, trunk.layerNormEps));
+  }
+
+  get width(): number {
+    return this.trunk.width;
+  }
+
+  /** Turns the checked input into [B, tokenCount, width] tokens. */
+  protected abstract embed(input: tf.Tensor, training: boolean): tf.Tensor3D;
+
+  /** Runs embed, blocks, norm and pool on an input whose shape was checked. */
+  protected run(input: tf.Tensor, options: EncoderForwardOptions): EncoderOutput {
+    const training = options.training ?? false;
+    const batch = input.shape[0];
+    this.checkOffsets(options.attentionOffsets, batch);
+    // Seeds are drawn only in training, so evaluation leaves the generator untouched.
+    const seeds = this.blocks.map(() => (training ? this.rng.nextUint32() : 0));
+    return tf.tidy(() => {
+      const patches = this.embed(input, training); // [B, N, C]
+      const cls = tf.tile(this.clsToken, [batch, 1, 1]); // [B, 1, C]
+      let x = tf.add(tf.concat([cls, patches], 1), this.posEmbed) as tf.Tensor3D; // [B, N + 1, C]
+
+      const attentions: tf.Tensor4D[] = [];
+      this.blocks.forEach((block, index) => {
+        const { output, attention } = block.apply(x, {
+          training,
+          dropKeySeed: seeds[index],
+          offset: options.attentionOffsets?.[index],
+          keepAttention: options.returnAttention ?? false,
+        });
+        x = output;
+        if (attention !== undefined) attentions.push(attention);
+      });
+
+      const tokens = this.norm.apply(x);
+      const pooled = tf.reshape(tf.slice(tokens, [0, 0, 0], [batch, 1, this.width]), [batch, this.width]) as tf.Tensor2D;
+      const result: EncoderOutput = { pooled };
+      if (options.returnAttention) result.attentions = attentions;
+      if (options.returnTokens) result.tokens = tokens;
+      return result as unknown as tf.TensorContainer;
+    }) as unknown as EncoderOutput;
+  }
+
+  private checkOffsets(offsets: tf.Tensor4D[] | undefined, batch: number): void {
+    if (offsets === undefined) return;
+    if (offsets.length !== this.blocks.length) {
+      throw new Error(`attentionOffsets has ${offsets.length} tensors: expected one per layer (${this.blocks.length})`);
+    }
+    const T = this.tokenCount + 1;
+    const expected = [batch, this.trunk.heads, T, T];
+    offsets.forEach((offset, index) => {
+      if (!tf.util.arraysEqual(offset.shape, expected)) {
+        throw new Error(
+          `attentionOffsets[${index}] has shape [${offset.shape.join(', ')}]: expected [${expected.join(', ')}]`,
+        );
+      }
+    });
+  }
+}
+
+/** Square-patch embedding of NHWC images through one strided convolution (`patch_embed.proj`). */
+export class PatchEmbed extends Module {
+  readonly weight: tf.Variable<tf.Rank.R4>;
+  readonly bias: tf.Variable<tf.Rank.R1>;
+
+  constructor(readonly patchSize: number, channels: number, width: number) {
+    super();
+    const fanIn = channels * patchSize * patchSize;
+    // PyTorch Conv2d layout [out, in, kh, kw]; transposed to TensorFlow's [kh, kw, in, out] in apply.
+    this.weight = this.addWeight('proj.weight', truncatedNormal([width, channels, patchSize, patchSize], Math.sqrt(1 / fanIn)) as tf.Tensor4D);
+    this.bias = this.addWeight('proj.bias', tf.zeros([width]) as tf.Tensor1D);
+  }
+
+  apply(images: tf.Tensor4D): tf.Tensor3D {
+    return tf.tidy(() => {
+      const [B] = images.shape;
+      const filter = tf.transpose(this.weight, [2, 3, 1, 0]) as tf.Tensor4D; // [P, P, in, out]
+      const grid = tf.add(tf.conv2d(images, filter, this.patchSize, 'valid'), this.bias) as tf.Tensor4D; // [B, H/P, W/P, C]
+      const [, rows, columns, width] = grid.shape;
+      return tf.reshape(grid, [B, rows * columns, width]) as tf.Tensor3D; // [B, N, C], row-major patches as timm
+    });
+  }
+}
+
+/** The X-ray encoder: a ViT over [B, imageSize, imageSize, channels] images. */
+export class VisionTransformer extends VitTrunk implements ImageEncoder {
+  readonly patchEmbed: PatchEmbed;
+
+  constructor(readonly config: VitConfig, options: EncoderBuildOptions = {}) {
+    validateVitConfig(config);
+    const grid = config.imageSize / config.patchSize;
+    super(config, grid * grid, options);
+    this.patchEmbed = this.addChild('patch_embed', new PatchEmbed(config.patchSize, config.channels, config.width));
+  }
+
+  forward(images: tf.Tensor4D, options: EncoderForwardOptions = {}): EncoderOutput {
+    const { imageSize, channels } = this.config;
+    const [, height, width, depth] = images.shape;
+    if (images.rank !== 4 || height !== imageSize || width !== imageSize || depth !== channels) {
+      throw new Error(
+        `Image encoder expected NHWC images [B, ${imageSize}, ${imageSize}, ${channels}], got [${images.shape.join(', ')}]`,
+      );
+    }
+    return this.run(images, options);
+  }
+
+  protected embed(input: tf.Tensor, _training: boolean): tf.Tensor3D {
+    return this.patchEmbed.apply(input as tf.Tensor4D);
+  }
+}
