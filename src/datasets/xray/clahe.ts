@@ -1,0 +1,217 @@
+/**
+ * Contrast limited adaptive histogram equalisation (Zuiderveld, "Contrast
+ * Limited Adaptive Histogram Equalization", Graphics Gems IV, 1994), written to
+ * give the same numbers as scikit-image 0.26 `exposure.equalize_adapthist` on
+ * a 2-D image: the same 14-bit quantisation, reflect padding, tile grid,
+ * integer clip limit with its redistribution passes, truncating mappings and
+ * float32 bilinear blending of the four neighbouring tile mappings.
+ */
+
+/** Grey levels of the working image (scikit-image's NR_OF_GRAY). */
+const GRAY_LEVELS = 2 ** 14;
+
+export interface ClaheOptions {
+  /** Tile size [rows, columns]; defaults to 1/8 of each dimension (at least 1). */
+  kernelSize?: [number, number];
+  /** Clip limit as a fraction of a tile's pixel count (0 or >= 1: no clipping); default 0.01. */
+  clipLimit?: number;
+  /** Histogram bins; default 256. */
+  nbins?: number;
+}
+
+/** Rounds half to even, as NumPy's `rint` and `round` do. */
+export function roundHalfEven(value: number): number {
+  const floor = Math.floor(value);
+  const fraction = value - floor;
+  if (fraction > 0.5) return floor + 1;
+  if (fraction < 0.5) return floor;
+  return floor % 2 === 0 ? floor : floor + 1;
+}
+
+/** NumPy 'reflect' padding index (the edge sample is not repeated). */
+function reflectIndex(index: number, size: number): number {
+  if (size === 1) return 0;
+  const period = 2 * (size - 1);
+  let i = index % period;
+  if (i < 0) i += period;
+  return i < size ? i : period - i;
+}
+
+/** Clips a histogram at `limit` and redistributes the excess as scikit-image's `clip_histogram` does. */
+export function clipHistogram(hist: Int32Array, limit: number): void {
+  const size = hist.length;
+  let excess = 0;
+  for (let i = 0; i < size; i++) {
+    if (hist[i] > limit) {
+      excess += hist[i] - limit;
+      hist[i] = limit;
+    }
+  }
+  const increment = Math.floor(excess / size);
+  const upper = limit - increment;
+  for (let i = 0; i < size; i++) {
+    if (hist[i] < upper) {
+      hist[i] += increment;
+      excess -= increment;
+    }
+  }
+  // Checked after the increment above, so a bin it lifted to `upper` or beyond is also filled to the limit.
+  for (let i = 0; i < size; i++) {
+    if (hist[i] >= upper && hist[i] < limit) {
+      excess += hist[i] - limit;
+      hist[i] = limit;
+    }
+  }
+  while (excess > 0) {
+    const before = excess;
+    for (let start = 0; start < size; start++) {
+      let under = 0;
+      for (let i = 0; i < size; i++) if (hist[i] < limit) under++;
+      const step = Math.max(1, Math.floor(under / excess));
+      for (let i = start; i < size; i += step) {
+        if (hist[i] < limit) {
+          hist[i] += 1;
+          excess -= 1;
+        }
+      }
+      if (excess <= 0) break;
+    }
+    if (before === excess) break;
+  }
+}
+
+/**
+ * Equalises a 2-D image whose values lie in [0, 1] and returns the result
+ * stretched to [0, 1]. `data` holds `height` rows of `width` values; the
+ * result equals scikit-image's for the same values given as float64 (float32
+ * input makes scikit-image round its last rescale in float32).
+ */
+export function equalizeAdapthist(data: ArrayLike<number>, width: number, height: number, options: ClaheOptions = {}): Float64Array {
+  const count = width * height;
+  if (data.length !== count) throw new Error(`Invalid CLAHE input: ${data.length} values for a ${height} x ${width} image`);
+  const nbins = options.nbins ?? 256;
+  const clipLimit = options.clipLimit ?? 0.01;
+  const [kernelRows, kernelCols] = options.kernelSize ?? [Math.max(Math.floor(height / 8), 1), Math.max(Math.floor(width / 8), 1)];
+  if (!Number.isInteger(nbins) || nbins < 1) throw new Error(`Invalid nbins ${nbins}: expected a positive integer`);
+  if (!Number.isInteger(kernelRows) || !Number.isInteger(kernelCols) || kernelRows < 1 || kernelCols < 1) {
+    throw new Error(`Invalid kernelSize [${kernelRows}, ${kernelCols}]: expected positive integers`);
+  }
+
+  // img_as_uint: float64 in [0, 1] to uint16, rounded half to even.
+  let low = Infinity;
+  let high = -Infinity;
+  const as16 = new Uint16Array(count);
+  for (let i = 0; i < count; i++) {
+    const v = data[i];
+    if (!(v >= 0 && v <= 1)) throw new Error(`Invalid CLAHE input value ${v} at index ${i}: expected values in [0, 1]`);
+    const scaled = roundHalfEven(v * 65535);
+    as16[i] = scaled;
+    if (scaled < low) low = scaled;
+    if (scaled > high) high = scaled;
+  }
+  // rescale_intensity to [0, 2^14 - 1] over the image's own range, rounded half to even.
+  const levels = new Uint16Array(count);
+  if (high > low) {
+    for (let i = 0; i < count; i++) levels[i] = roundHalfEven(((as16[i] - low) / (high - low)) * (GRAY_LEVELS - 1));
+  } else {
+    for (let i = 0; i < count; i++) levels[i] = Math.min(Math.max(as16[i], 0), GRAY_LEVELS - 1);
+  }
+
+  // Reflect-pad so each side is a multiple of the tile size, preceded by half a tile.
+  const padTop = Math.floor(kernelRows / 2);
+  const padLeft = Math.floor(kernelCols / 2);
+  const padBottom = ((kernelRows - (height % kernelRows)) % kernelRows) + Math.ceil(kernelRows / 2);
+  const padRight = ((kernelCols - (width % kernelCols)) % kernelCols) + Math.ceil(kernelCols / 2);
+  const paddedHeight = height + padTop + padBottom;
+  const paddedWidth = width + padLeft + padRight;
+  const binSize = 1 + Math.floor(GRAY_LEVELS / nbins);
+  const bins = new Uint16Array(paddedHeight * paddedWidth);
+  for (let y = 0; y < paddedHeight; y++) {
+    const sy = reflectIndex(y - padTop, height);
+    for (let x = 0; x < paddedWidth; x++) {
+      const sx = reflectIndex(x - padLeft, width);
+      bins[y * paddedWidth + x] = Math.floor(levels[sy * width + sx] / binSize);
+    }
+  }
+
+  // One mapping per contextual region; regions start half a tile into the padded image.
+  const tileRows = Math.floor(paddedHeight / kernelRows) - 1;
+  const tileCols = Math.floor(paddedWidth / kernelCols) - 1;
+  const tilePixels = kernelRows * kernelCols;
+  const limit = clipLimit > 0 ? Math.trunc(Math.max(clipLimit * tilePixels, 1)) : tilePixels;
+  const histLength = Math.max(nbins, Math.floor((GRAY_LEVELS - 1) / binSize) + 1);
+  // Mappings padded by one tile on every side with edge copies, as scikit-image does.
+  const mapRows = tileRows + 2;
+  const mapCols = tileCols + 2;
+  const maps = new Int32Array(mapRows * mapCols * histLength);
+  const hist = new Int32Array(histLength);
+  const mapScale = (GRAY_LEVELS - 1) / tilePixels;
+  for (let ty = 0; ty < tileRows; ty++) {
+    for (let tx = 0; tx < tileCols; tx++) {
+      hist.fill(0);
+      const y0 = padTop + ty * kernelRows;
+      const x0 = padLeft + tx * kernelCols;
+      for (let y = y0; y < y0 + kernelRows; y++) {
+        for (let x = x0; x < x0 + kernelCols; x++) hist[bins[y * paddedWidth + x]]++;
+      }
+      clipHistogram(hist, limit);
+      const base = ((ty + 1) * mapCols + (tx + 1)) * histLength;
+      let cumulative = 0;
+      for (let b = 0; b < histLength; b++) {
+        cumulative += hist[b];
+        maps[base + b] = Math.trunc(Math.min(cumulative * mapScale, GRAY_LEVELS - 1));
+      }
+    }
+  }
+  for (let my = 0; my < mapRows; my++) {
+    for (let mx = 0; mx < mapCols; mx++) {
+      const sy = Math.min(Math.max(my, 1), tileRows);
+      const sx = Math.min(Math.max(mx, 1), tileCols);
+      if (sy === my && sx === mx) continue;
+      const from = (sy * mapCols + sx) * histLength;
+      maps.copyWithin((my * mapCols + mx) * histLength, from, from + histLength);
+    }
+  }
+
+  // Blend the four surrounding mappings per pixel, accumulating in float32 and truncating to an integer.
+  const rowWeights = new Float64Array(kernelRows);
+  const colWeights = new Float64Array(kernelCols);
+  for (let r = 0; r < kernelRows; r++) rowWeights[r] = r / kernelRows;
+  for (let c = 0; c < kernelCols; c++) colWeights[c] = c / kernelCols;
+  const result = new Uint16Array(count);
+  for (let y = 0; y < height; y++) {
+    const py = y + padTop;
+    const blockRow = Math.floor(py / kernelRows);
+    const cy = rowWeights[py - blockRow * kernelRows];
+    for (let x = 0; x < width; x++) {
+      const px = x + padLeft;
+      const blockCol = Math.floor(px / kernelCols);
+      const cx = colWeights[px - blockCol * kernelCols];
+      const bin = bins[py * paddedWidth + px];
+      const m00 = maps[(blockRow * mapCols + blockCol) * histLength + bin];
+      const m01 = maps[(blockRow * mapCols + blockCol + 1) * histLength + bin];
+      const m10 = maps[((blockRow + 1) * mapCols + blockCol) * histLength + bin];
+      const m11 = maps[((blockRow + 1) * mapCols + blockCol + 1) * histLength + bin];
+      let sum = Math.fround(m00 * ((1 - cx) * (1 - cy)));
+      sum = Math.fround(sum + Math.fround(m01 * (cx * (1 - cy))));
+      sum = Math.fround(sum + Math.fround(m10 * ((1 - cx) * cy)));
+      sum = Math.fround(sum + Math.fround(m11 * (cx * cy)));
+      result[y * width + x] = Math.trunc(sum);
+    }
+  }
+
+  // Final rescale_intensity of the float image to [0, 1] over its own range.
+  let outLow = Infinity;
+  let outHigh = -Infinity;
+  for (let i = 0; i < count; i++) {
+    if (result[i] < outLow) outLow = result[i];
+    if (result[i] > outHigh) outHigh = result[i];
+  }
+  const out = new Float64Array(count);
+  if (outHigh > outLow) {
+    for (let i = 0; i < count; i++) out[i] = (result[i] - outLow) / (outHigh - outLow);
+  } else {
+    for (let i = 0; i < count; i++) out[i] = Math.min(Math.max(result[i], 0), 1);
+  }
+  return out;
+}

@@ -1,0 +1,174 @@
+/**
+ * Resizing with Pillow's separable bilinear filter (Pillow `Image.resize` with
+ * `Image.BILINEAR`, `libImaging/Resample.c`): when shrinking, the triangle
+ * filter is widened by the scale factor, so every source pixel contributes
+ * (antialiasing). The 8-bit path reproduces Pillow's 22-bit fixed-point
+ * arithmetic, so results equal Pillow's mode 'L' output exactly; the float
+ * path follows Pillow's mode 'F' (double sums stored as float32).
+ */
+
+import { GrayImage } from './image';
+
+/** Fraction bits of Pillow's fixed-point filter weights for 8-bit images (32 - 8 - 2). */
+const PRECISION_BITS = 22;
+
+interface FilterCoefficients {
+  /** Size of each output sample's weight window. */
+  kernelSize: number;
+  /** For output sample i: first source index at `bounds[2i]`, tap count at `bounds[2i + 1]`. */
+  bounds: Int32Array;
+  weights: Float64Array;
+}
+
+function triangle(x: number): number {
+  const distance = Math.abs(x);
+  return distance < 1 ? 1 - distance : 0;
+}
+
+/** Computes the normalised filter weights for mapping `inSize` samples onto `outSize` samples. */
+function computeCoefficients(inSize: number, outSize: number): FilterCoefficients {
+  const scale = inSize / outSize;
+  const filterScale = Math.max(scale, 1);
+  const support = 1 * filterScale;
+  const kernelSize = Math.ceil(support) * 2 + 1;
+  const bounds = new Int32Array(outSize * 2);
+  const weights = new Float64Array(outSize * kernelSize);
+  const inverseFilterScale = 1 / filterScale;
+  for (let out = 0; out < outSize; out++) {
+    const center = (out + 0.5) * scale;
+    const first = Math.max(Math.trunc(center - support + 0.5), 0);
+    const last = Math.min(Math.trunc(center + support + 0.5), inSize);
+    const taps = last - first;
+    let total = 0;
+    const base = out * kernelSize;
+    for (let k = 0; k < taps; k++) {
+      const w = triangle((k + first - center + 0.5) * inverseFilterScale);
+      weights[base + k] = w;
+      total += w;
+    }
+    if (total !== 0) for (let k = 0; k < taps; k++) weights[base + k] /= total;
+    bounds[out * 2] = first;
+    bounds[out * 2 + 1] = taps;
+  }
+  return { kernelSize, bounds, weights };
+}
+
+function toFixedPoint(weights: Float64Array): Int32Array {
+  const fixed = new Int32Array(weights.length);
+  const one = 2 ** PRECISION_BITS;
+  for (let i = 0; i < weights.length; i++) {
+    const w = weights[i];
+    fixed[i] = w < 0 ? Math.trunc(-0.5 + w * one) : Math.trunc(0.5 + w * one);
+  }
+  return fixed;
+}
+
+function clip8(sum: number): number {
+  if (sum >= 2 ** (PRECISION_BITS + 8)) return 255;
+  if (sum <= 0) return 0;
+  return Math.floor(sum / 2 ** PRECISION_BITS);
+}
+
+/** Resizes an 8-bit image exactly as Pillow's bilinear resize of a mode 'L' image. */
+export function resizeBilinear8(src: Uint8Array, width: number, height: number, outWidth: number, outHeight: number): Uint8Array {
+  const horizontal = computeCoefficients(width, outWidth);
+  const vertical = computeCoefficients(height, outHeight);
+  const needHorizontal = outWidth !== width;
+  const needVertical = outHeight !== height;
+  // Pillow only filters the source rows that the vertical pass reads.
+  const firstRow = needHorizontal ? vertical.bounds[0] : 0;
+  const lastRow = needHorizontal ? vertical.bounds[outHeight * 2 - 2] + vertical.bounds[outHeight * 2 - 1] : height;
+  let rows = src;
+  let rowCount = height;
+  if (needHorizontal) {
+    const fixed = toFixedPoint(horizontal.weights);
+    const k = horizontal.kernelSize;
+    rowCount = lastRow - firstRow;
+    rows = new Uint8Array(outWidth * rowCount);
+    const half = 2 ** (PRECISION_BITS - 1);
+    for (let y = 0; y < rowCount; y++) {
+      const srcRow = (y + firstRow) * width;
+      for (let x = 0; x < outWidth; x++) {
+        const start = horizontal.bounds[x * 2];
+        const taps = horizontal.bounds[x * 2 + 1];
+        let sum = half;
+        for (let t = 0; t < taps; t++) sum += src[srcRow + start + t] * fixed[x * k + t];
+        rows[y * outWidth + x] = clip8(sum);
+      }
+    }
+  }
+  if (!needVertical) return needHorizontal ? rows : Uint8Array.from(src);
+  const rowWidth = needHorizontal ? outWidth : width;
+  const fixed = toFixedPoint(vertical.weights);
+  const k = vertical.kernelSize;
+  const out = new Uint8Array(rowWidth * outHeight);
+  const half = 2 ** (PRECISION_BITS - 1);
+  for (let y = 0; y < outHeight; y++) {
+    const start = vertical.bounds[y * 2] - firstRow;
+    const taps = vertical.bounds[y * 2 + 1];
+    for (let x = 0; x < rowWidth; x++) {
+      let sum = half;
+      for (let t = 0; t < taps; t++) sum += rows[(start + t) * rowWidth + x] * fixed[y * k + t];
+      out[y * rowWidth + x] = clip8(sum);
+    }
+  }
+  return out;
+}
+
+/** Resizes a real-valued image as Pillow's bilinear resize of a mode 'F' image (float32 between passes). */
+export function resizeBilinearFloat(src: ArrayLike<number>, width: number, height: number, outWidth: number, outHeight: number): Float32Array {
+  const horizontal = computeCoefficients(width, outWidth);
+  const vertical = computeCoefficients(height, outHeight);
+  const needHorizontal = outWidth !== width;
+  const needVertical = outHeight !== height;
+  const firstRow = needHorizontal ? vertical.bounds[0] : 0;
+  const lastRow = needHorizontal ? vertical.bounds[outHeight * 2 - 2] + vertical.bounds[outHeight * 2 - 1] : height;
+  let rows: Float32Array;
+  let rowCount = height;
+  if (needHorizontal) {
+    const k = horizontal.kernelSize;
+    rowCount = lastRow - firstRow;
+    rows = new Float32Array(outWidth * rowCount);
+    for (let y = 0; y < rowCount; y++) {
+      const srcRow = (y + firstRow) * width;
+      for (let x = 0; x < outWidth; x++) {
+        const start = horizontal.bounds[x * 2];
+        const taps = horizontal.bounds[x * 2 + 1];
+        let sum = 0;
+        for (let t = 0; t < taps; t++) sum += src[srcRow + start + t] * horizontal.weights[x * k + t];
+        rows[y * outWidth + x] = sum;
+      }
+    }
+  } else {
+    rows = Float32Array.from(src);
+  }
+  if (!needVertical) return rows;
+  const rowWidth = needHorizontal ? outWidth : width;
+  const k = vertical.kernelSize;
+  const out = new Float32Array(rowWidth * outHeight);
+  for (let y = 0; y < outHeight; y++) {
+    const start = vertical.bounds[y * 2] - firstRow;
+    const taps = vertical.bounds[y * 2 + 1];
+    for (let x = 0; x < rowWidth; x++) {
+      let sum = 0;
+      for (let t = 0; t < taps; t++) sum += rows[(start + t) * rowWidth + x] * vertical.weights[y * k + t];
+      out[y * rowWidth + x] = sum;
+    }
+  }
+  return out;
+}
+
+/**
+ * Resizes a grey image to `outWidth` x `outHeight`. 8-bit images stay 8-bit
+ * (Pillow mode 'L'); 16-bit and real-valued images come back as float32
+ * (Pillow mode 'F').
+ */
+export function resizeGray(image: GrayImage, outWidth: number, outHeight: number): GrayImage {
+  if (!Number.isInteger(outWidth) || !Number.isInteger(outHeight) || outWidth < 1 || outHeight < 1) {
+    throw new Error(`Invalid resize target ${outWidth} x ${outHeight}: expected positive integers`);
+  }
+  const data = image.data instanceof Uint8Array
+    ? resizeBilinear8(image.data, image.width, image.height, outWidth, outHeight)
+    : resizeBilinearFloat(image.data, image.width, image.height, outWidth, outHeight);
+  return { width: outWidth, height: outHeight, data };
+}
