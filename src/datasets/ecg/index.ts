@@ -1,0 +1,4 @@
+export * from './filters';
+export * from './preprocess';
+export * from './augment';
+export * from './load';
