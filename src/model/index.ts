@@ -7,3 +7,6 @@ export * from './ecg';
 export * from './heads';
 export * from './loss';
 export * from './more';
+export * from './safetensors';
+export * from './lora';
+export * from './text';

@@ -1,0 +1,241 @@
+"""Fixtures for the text encoder, LoRA and safetensors tests (test/model/text*, lora*, safetensors*).
+
+Builds tiny random BERT and RoBERTa models with transformers, wraps them in
+peft LoRA adapters, runs them on padded batches and stores inputs, outputs and
+gradients as safetensors under test/fixtures/model/text/. It also counts the
+parameters of a randomly initialised roberta-base with the MoRE reference LoRA
+settings (r=16, alpha=8, dropout=0.1, bias="all", peft's default targets) and
+writes half-precision files for the safetensors reader.
+
+Run: /work/main/.venv/bin/python reference/model_text.py
+With --check-ts-file PATH it only loads a file written by the TypeScript
+writer with the safetensors package and prints its tensors.
+"""
+import argparse
+import json
+import os
+import sys
+
+# NOTE: the environment's torchvision wheel is a CUDA build whose compiled
+# operators fail to register against the CPU torch, and transformers imports
+# torchvision whenever it is installed. Hiding it from this process only is
+# safe because nothing here touches images.
+sys.modules["torchvision"] = None
+
+import torch  # noqa: E402
+from peft import LoraConfig, get_peft_model  # noqa: E402
+from safetensors.torch import load_file, save_file  # noqa: E402
+from transformers import BertConfig, BertModel, RobertaConfig, RobertaModel  # noqa: E402
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+OUT = os.path.join(ROOT, "test", "fixtures", "model", "text")
+
+
+def peft_name_to_ours(name: str) -> str:
+    """Maps a peft parameter name to the unprefixed transformers name our encoder uses."""
+    name = name.removeprefix("base_model.model.")
+    name = name.replace(".base_layer.", ".").replace(".default.", ".")
+    return name
+
+
+def roberta_inputs(pad: int):
+    # Three sequences of length 12: full, with 4 padding tokens, with 7 padding tokens.
+    g = torch.Generator().manual_seed(11)
+    ids = torch.randint(3, 100, (3, 12), generator=g)
+    ids[:, 0] = 0
+    lengths = [12, 8, 5]
+    mask = torch.zeros(3, 12, dtype=torch.long)
+    for row, length in enumerate(lengths):
+        ids[row, length - 1] = 2
+        ids[row, length:] = pad
+        mask[row, :length] = 1
+    return ids, mask, torch.zeros_like(ids)
+
+
+def bert_inputs(pad: int):
+    g = torch.Generator().manual_seed(12)
+    ids = torch.randint(5, 100, (3, 10), generator=g)
+    ids[:, 0] = 2
+    lengths = [10, 6, 3]
+    mask = torch.zeros(3, 10, dtype=torch.long)
+    types = torch.zeros(3, 10, dtype=torch.long)
+    for row, length in enumerate(lengths):
+        ids[row, length - 1] = 3
+        ids[row, length:] = pad
+        mask[row, :length] = 1
+        # The second half of each real sequence is the second sentence of a pair.
+        types[row, length // 2 : length] = 1
+    return ids, mask, types
+
+
+def run_case(name, model, lora_config, inputs, seed):
+    folder = os.path.join(OUT, name)
+    os.makedirs(folder, exist_ok=True)
+    model.eval()
+    model.save_pretrained(folder, safe_serialization=True)
+
+    ids, mask, types = inputs
+    expected = {
+        "input_ids": ids.clone(),
+        "attention_mask": mask.clone(),
+        "token_type_ids": types.clone(),
+    }
+    with torch.no_grad():
+        base = model(input_ids=ids, attention_mask=mask, token_type_ids=types, output_attentions=True)
+    expected["base.last_hidden_state"] = base.last_hidden_state
+    for index, attention in enumerate(base.attentions):
+        expected[f"base.attentions.{index}"] = attention
+
+    peft_model = get_peft_model(model, lora_config)
+    trainable_count, total_count = count_parameters(peft_model)
+    # A fresh adapter has zero up-projections, so its gradients would be trivial:
+    # give every lora_B (and every bias) a random value, as after training.
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for param_name, param in peft_model.named_parameters():
+            if "lora_B" in param_name:
+                param.copy_(torch.randn(param.shape, generator=g) * 0.2)
+            elif param.requires_grad and param_name.endswith("bias"):
+                param.add_(torch.randn(param.shape, generator=g) * 0.05)
+    peft_model.save_pretrained(os.path.join(folder, "adapter"), safe_serialization=True)
+    # peft also writes a model-card template; the tests need only the config and weights.
+    os.remove(os.path.join(folder, "adapter", "README.md"))
+    peft_model.eval()
+
+    out = peft_model(input_ids=ids, attention_mask=mask, token_type_ids=types)
+    hidden = out.last_hidden_state
+    m = mask.unsqueeze(-1).to(hidden.dtype)
+    pooled_masked = (hidden * m).sum(1) / m.sum(1)
+    pooled_mean = hidden.mean(1)
+    weights = torch.randn(pooled_masked.shape, generator=g)
+    loss = (pooled_masked * weights).sum() + 0.5 * (pooled_mean * weights).sum()
+    loss.backward()
+
+    expected["lora.last_hidden_state"] = hidden.detach()
+    expected["lora.pooled_masked"] = pooled_masked.detach()
+    expected["lora.pooled_mean"] = pooled_mean.detach()
+    expected["loss_weights"] = weights
+    expected["loss"] = loss.detach().reshape(1)
+    trainable = []
+    for param_name, param in peft_model.named_parameters():
+        if not param.requires_grad:
+            continue
+        ours = peft_name_to_ours(param_name)
+        trainable.append(ours)
+        if param.grad is not None:
+            expected[f"grad.{ours}"] = param.grad.detach().clone()
+
+    # Merged adapter: the same outputs from plain weights.
+    merged = peft_model.merge_and_unload()
+    with torch.no_grad():
+        merged_out = merged(input_ids=ids, attention_mask=mask, token_type_ids=types).last_hidden_state
+    expected["merged.last_hidden_state"] = merged_out
+
+    save_file({k: v.contiguous() for k, v in expected.items()}, os.path.join(folder, "expected.safetensors"))
+    with open(os.path.join(folder, "expected.json"), "w") as f:
+        json.dump({"trainable": sorted(trainable), "trainable_count": trainable_count, "total_count": total_count}, f, indent=1)
+    print(f"{name}: {len(expected)} tensors, trainable {trainable_count} of {total_count}")
+
+
+def count_parameters(peft_model):
+    trainable = sum(p.numel() for p in peft_model.parameters() if p.requires_grad)
+    total = sum(p.numel() for p in peft_model.parameters())
+    return trainable, total
+
+
+def tiny_roberta():
+    torch.manual_seed(0)
+    config = RobertaConfig(
+        vocab_size=100, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64,
+        max_position_embeddings=64, type_vocab_size=1, pad_token_id=1, bos_token_id=0, eos_token_id=2,
+        layer_norm_eps=1e-5, initializer_range=0.2, attn_implementation="eager",
+    )
+    model = RobertaModel(config)
+    # Reference settings of MoRE's text encoder.
+    lora = LoraConfig(r=16, lora_alpha=8, lora_dropout=0.1, bias="all", task_type="FEATURE_EXTRACTION")
+    run_case("roberta-tiny", model, lora, roberta_inputs(1), seed=21)
+
+
+def tiny_bert():
+    torch.manual_seed(1)
+    config = BertConfig(
+        vocab_size=100, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=48,
+        max_position_embeddings=40, type_vocab_size=2, pad_token_id=0, layer_norm_eps=1e-12,
+        initializer_range=0.2, attn_implementation="eager",
+    )
+    model = BertModel(config)
+    lora = LoraConfig(
+        r=4, lora_alpha=8, lora_dropout=0.0, bias="lora_only", target_modules=["query", "key", "value", "dense"],
+        task_type="FEATURE_EXTRACTION",
+    )
+    run_case("bert-tiny", model, lora, bert_inputs(0), seed=22)
+
+
+def roberta_base_counts():
+    """Counts peft's trainable and total parameters for roberta-base with the reference LoRA."""
+    config = RobertaConfig(
+        vocab_size=50265, hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072,
+        max_position_embeddings=514, type_vocab_size=1, pad_token_id=1, bos_token_id=0, eos_token_id=2,
+        layer_norm_eps=1e-5,
+    )
+    with torch.device("meta"):
+        model = RobertaModel(config)
+    base_total = sum(p.numel() for p in model.parameters())
+    lora = LoraConfig(r=16, lora_alpha=8, lora_dropout=0.1, bias="all", task_type="FEATURE_EXTRACTION")
+    peft_model = get_peft_model(model, lora)
+    trainable, total = count_parameters(peft_model)
+    record = {
+        "config": config.to_diff_dict() | {"model_type": "roberta", "hidden_act": "gelu"},
+        "lora": {"r": 16, "lora_alpha": 8, "lora_dropout": 0.1, "bias": "all", "target_modules": ["query", "value"]},
+        "base_total": base_total,
+        "trainable": trainable,
+        "total": total,
+    }
+    with open(os.path.join(OUT, "roberta-base-counts.json"), "w") as f:
+        json.dump(record, f, indent=1, sort_keys=True)
+    print(f"roberta-base: base {base_total}, with LoRA trainable {trainable} of {total}")
+
+
+def half_precision_file():
+    """Writes F32, F16 and BF16 tensors plus their float32 widening for the reader and writer tests."""
+    special = torch.tensor([0.0, -0.0, 1.0, -2.0, 0.5, 1e-8, 6e-5, 3e-7, 65504.0, 65520.0, 70000.0, 1e30, -1e-3,
+                            3.14159265, 1 / 3, 0.1])
+    g = torch.Generator().manual_seed(5)
+    values = torch.cat([special, torch.randn(48, generator=g) * 10]).reshape(8, 8)
+    tensors = {
+        "values.f32": values.clone(),
+        "values.f16": values.to(torch.float16),
+        "values.bf16": values.to(torch.bfloat16),
+        "widened.f16": values.to(torch.float16).to(torch.float32),
+        "widened.bf16": values.to(torch.bfloat16).to(torch.float32),
+        "scalar.f32": torch.tensor(2.5),
+        "empty.f32": torch.zeros(0, 3),
+        "ids.i64": torch.tensor([[0, 5, 2], [0, 7, 1]], dtype=torch.int64),
+    }
+    save_file(tensors, os.path.join(OUT, "dtypes.safetensors"), metadata={"format": "pt", "source": "model_text.py"})
+    print("dtypes.safetensors written")
+
+
+def check_ts_file(path):
+    tensors = load_file(path)
+    for name, tensor in tensors.items():
+        print(name, tensor.dtype, list(tensor.shape), tensor.flatten()[:6].tolist())
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--check-ts-file", help="load a safetensors file written by the TypeScript writer and print it")
+    args = parser.parse_args()
+    if args.check_ts_file:
+        check_ts_file(args.check_ts_file)
+        return
+    os.makedirs(OUT, exist_ok=True)
+    torch.set_grad_enabled(True)
+    tiny_roberta()
+    tiny_bert()
+    half_precision_file()
+    roberta_base_counts()
+
+
+if __name__ == "__main__":
+    main()
