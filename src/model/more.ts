@@ -58,9 +58,13 @@ export class MoreModel implements MoreModelApi {
   readonly textHead: ProjectionHead;
   readonly temperature: Temperature;
 
-  /** Builds the model from a (partial) config; `text` is a built encoder that the model then owns. */
+  /**
+   * Builds the model from a (partial) config; `text` is a built encoder that the
+   * model then owns. `textHead.inputDim` defaults to the text encoder's width.
+   */
   constructor(config: MoreConfigInput | MoreConfig, text: TextEncoder, options: MoreModelOptions = {}) {
-    this.config = resolveMoreConfig(config as MoreConfigInput);
+    const input = config as MoreConfigInput;
+    this.config = resolveMoreConfig({ ...input, textHead: { inputDim: text.width, ...input.textHead } });
     if (text.width !== this.config.textHead.inputDim) {
       throw new Error(`Text encoder width ${text.width} does not match textHead.inputDim ${this.config.textHead.inputDim}`);
     }
