@@ -1,0 +1,272 @@
+import * as assert from 'assert';
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+
+import { tf } from '../../src/backend';
+import {
+  BatchContext, BatchRecord, fit, loadCheckpointFolder, readCheckpointIndex, resolveCheckpoint, TrainableModel,
+  TrainerState, TrainingDivergedError, TrainOptions,
+} from '../../src/tasks/train';
+import { clearInterrupt, requestInterrupt } from '../../src/util/interrupt';
+import { ProgressReporter, ProgressUpdate } from '../../src/util/progress';
+import { readParityFixture, RowSource, TinyTowers, TowerBatch } from './tiny-towers';
+
+// Produced by reference/train_parity.py (PyTorch AdamW, CosineAnnealingWarmRestarts, summed accumulation).
+const fixture = readParityFixture();
+const { settings } = fixture;
+
+function parityOptions(extra: TrainOptions = {}): TrainOptions {
+  return {
+    maxEpochs: settings.epochs, batchSize: settings.batchSize, accumulationSteps: settings.accumulationSteps,
+    lr: settings.lr, weightDecay: settings.weightDecay, t0: settings.t0, etaMin: settings.etaMin,
+    shuffle: false, checkpointEveryEpochs: 0, ...extra,
+  };
+}
+
+function temporaryDir(): string {
+  return fs.mkdtempSync(path.join(os.tmpdir(), 'more-ts-train-'));
+}
+
+function assertWeightsClose(actual: Record<string, number[]>, expected: Record<string, number[]>, tolerance: number, what: string): void {
+  assert.deepStrictEqual(Object.keys(actual).sort(), Object.keys(expected).sort(), `${what}: weight names`);
+  for (const [name, values] of Object.entries(expected)) {
+    for (let i = 0; i < values.length; i++) {
+      assert.ok(Math.abs(actual[name][i] - values[i]) <= tolerance, `${what}: ${name}[${i}] ${actual[name][i]} vs ${values[i]}`);
+    }
+  }
+}
+
+class RecordingProgress implements ProgressReporter {
+  started: { label: string; total: number; unit: string } | undefined;
+  updates: ProgressUpdate[] = [];
+  ended = false;
+
+  start(label: string, total: number, unit: string): void {
+    this.started = { label, total, unit };
+  }
+
+  update(update: ProgressUpdate): void {
+    this.updates.push(update);
+  }
+
+  end(): void {
+    this.ended = true;
+  }
+}
+
+describe('tasks/train fit', () => {
+  it('matches PyTorch losses and updates', async () => {
+    const model = new TinyTowers(fixture.initial, settings.temperature);
+    const batches: BatchRecord[] = [];
+    const stepWeights: Record<string, number[]>[] = [];
+    let lastSteps = 0;
+    const result = await fit(model, { train: new RowSource(fixture.train), validation: new RowSource(fixture.validation) },
+      parityOptions({
+        onBatchEnd: (record) => {
+          batches.push(record);
+          if (record.optimizerSteps > lastSteps) stepWeights.push(model.weightValues());
+          lastSteps = record.optimizerSteps;
+        },
+      }));
+
+    assert.strictEqual(batches.length, fixture.losses.length);
+    batches.forEach((record, i) => {
+      assert.ok(Math.abs(record.loss - fixture.losses[i]) <= 1e-4, `batch ${i} loss ${record.loss} vs torch ${fixture.losses[i]}`);
+    });
+    assert.strictEqual(stepWeights.length, fixture.stepWeights.length, 'optimiser steps');
+    stepWeights.forEach((weights, i) => {
+      const expected = fixture.stepWeights[i];
+      assertWeightsClose(weights, expected, 1e-4, `after optimiser step ${i + 1}`);
+    });
+    assert.strictEqual(result.optimizerSteps, fixture.stepWeights.length);
+    assert.strictEqual(result.history.length, settings.epochs);
+    result.history.forEach((epoch, i) => {
+      const expected = fixture.epochs[i];
+      assert.ok(Math.abs(epoch.trainLoss - expected.trainLoss) <= 1e-4, `epoch ${i} train loss`);
+      assert.ok(Math.abs((epoch.validationLoss as number) - expected.validationLoss) <= 1e-4, `epoch ${i} validation loss`);
+      assert.ok(Math.abs(epoch.lr - expected.lr) <= 1e-12, `epoch ${i} lr ${epoch.lr} vs torch ${expected.lr}`);
+    });
+    assert.strictEqual(result.stopReason, 'completed');
+    model.dispose();
+  });
+
+  it('reports loss, lr, temperature and rate', async () => {
+    const model = new TinyTowers(fixture.initial, settings.temperature);
+    const progress = new RecordingProgress();
+    await fit(model, { train: new RowSource(fixture.train) }, parityOptions({ maxEpochs: 1, progress, label: 'tiny' }));
+    assert.deepStrictEqual(progress.started, { label: 'tiny', total: 4, unit: 'batch' });
+    assert.strictEqual(progress.updates.length, 4);
+    const metrics = progress.updates[3].metrics ?? {};
+    assert.strictEqual(progress.updates[3].done, 4);
+    assert.ok(Math.abs((metrics.loss as number) - fixture.losses[3]) <= 1e-4, 'loss metric');
+    assert.ok(Math.abs((metrics.lr as number) - settings.lr) <= 1e-12, `lr metric ${metrics.lr}`);
+    assert.strictEqual(metrics.temperature, settings.temperature);
+    assert.ok((metrics.samples_per_s as number) > 0, 'samples per second');
+    assert.ok(progress.ended);
+    model.dispose();
+  });
+
+  it('resumes a stopped run exactly', async () => {
+    const runDir = temporaryDir();
+    const data = { train: RowSource.synthetic(settings.inputWidths, 24, 3), validation: new RowSource(fixture.validation) };
+    const options = parityOptions({ maxEpochs: 4, shuffle: true, seed: 11, checkpointEverySteps: 1, accumulationSteps: 2 });
+
+    const straight = TinyTowers.random(fixture, 5);
+    const straightLosses: number[] = [];
+    const straightResult = await fit(straight, data, { ...options, onBatchEnd: (r) => straightLosses.push(r.loss) });
+
+    const resumed = TinyTowers.random(fixture, 5);
+    const firstLosses: number[] = [];
+    await fit(resumed, data, { ...options, runDir, maxEpochs: 2, onBatchEnd: (r) => firstLosses.push(r.loss) });
+    resumed.dispose();
+    const again = TinyTowers.random(fixture, 99);
+    const laterLosses: number[] = [];
+    const result = await fit(again, data, { ...options, runDir, onBatchEnd: (r) => laterLosses.push(r.loss) });
+
+    assert.deepStrictEqual([...firstLosses, ...laterLosses], straightLosses);
+    assertWeightsClose(again.weightValues(), straight.weightValues(), 0, 'final weights');
+    assert.deepStrictEqual(result.history, straightResult.history);
+    straight.dispose();
+    again.dispose();
+    fs.rmSync(runDir, { recursive: true, force: true });
+  });
+
+  it('writes latest, best and kept checkpoints', async () => {
+    const runDir = temporaryDir();
+    const model = new TinyTowers(fixture.initial, settings.temperature);
+    const result = await fit(model, { train: new RowSource(fixture.train), validation: new RowSource(fixture.validation) },
+      parityOptions({ runDir, checkpointEveryEpochs: 2 }));
+    const index = readCheckpointIndex(runDir);
+    assert.strictEqual(index.latest, 'step-00000006');
+    assert.deepStrictEqual(index.kept, ['step-00000004']);
+    const bestEpoch = result.bestEpoch as number;
+    assert.strictEqual(index.best, `step-${String((bestEpoch + 1) * 2).padStart(8, '0')}`);
+    const folders = fs.readdirSync(runDir).filter((name) => name.startsWith('step-')).sort();
+    assert.deepStrictEqual(folders, [...new Set([index.best as string, 'step-00000004', 'step-00000006'])].sort());
+
+    const latest = loadCheckpointFolder<TrainerState>(resolveCheckpoint(runDir, 'latest') as string);
+    assert.strictEqual(latest.trainer.epoch, 3);
+    assert.strictEqual(latest.trainer.optimizerSteps, 6);
+    assert.strictEqual(latest.optimizer.step, 6);
+    assertWeightsClose(
+      Object.fromEntries([...latest.weights].map(([name, tensor]) => [name, Array.from(tensor.dataSync())])),
+      model.weightValues(), 0, 'saved weights');
+    tf.dispose([...latest.weights.values(), ...Object.values(latest.optimizer.tensors)]);
+    model.dispose();
+    fs.rmSync(runDir, { recursive: true, force: true });
+  });
+
+  it('stops on a NaN loss without writing', async () => {
+    const runDir = temporaryDir();
+    const model = new TinyTowers(fixture.initial, settings.temperature);
+    const poisoned = fixture.train.xray.map((row, i) => (i === 9 ? row.map(() => Number.NaN) : row));
+    const data = { train: new RowSource({ ...fixture.train, xray: poisoned }) };
+    await assert.rejects(fit(model, data, parityOptions({ runDir })),
+      (error: Error) => error instanceof TrainingDivergedError && /Training loss is NaN at epoch 0, batch 2/.test(error.message));
+    assert.strictEqual(readCheckpointIndex(runDir).latest, null);
+    assert.deepStrictEqual(fs.readdirSync(runDir), []);
+    model.dispose();
+    fs.rmSync(runDir, { recursive: true, force: true });
+  });
+
+  it('keeps the good checkpoint after a later NaN', async () => {
+    const runDir = temporaryDir();
+    const model = new TinyTowers(fixture.initial, settings.temperature);
+    await fit(model, { train: new RowSource(fixture.train) }, parityOptions({ runDir, maxEpochs: 1 }));
+    const before = fs.readFileSync(path.join(runDir, 'step-00000002', 'model.safetensors'));
+    const poisoned = fixture.train.ecg.map((row) => row.map(() => Number.POSITIVE_INFINITY));
+    await assert.rejects(fit(model, { train: new RowSource({ ...fixture.train, ecg: poisoned }) }, parityOptions({ runDir })),
+      TrainingDivergedError);
+    assert.strictEqual(readCheckpointIndex(runDir).latest, 'step-00000002');
+    assert.deepStrictEqual(fs.readFileSync(path.join(runDir, 'step-00000002', 'model.safetensors')), before);
+    model.dispose();
+    fs.rmSync(runDir, { recursive: true, force: true });
+  });
+
+  it('stops cleanly on an interrupt request', async () => {
+    const runDir = temporaryDir();
+    const model = new TinyTowers(fixture.initial, settings.temperature);
+    const data = { train: new RowSource(fixture.train) };
+    try {
+      const result = await fit(model, data, parityOptions({
+        runDir,
+        onBatchEnd: (record) => {
+          if (record.epoch === 1 && record.batch === 1) requestInterrupt();
+        },
+      }));
+      assert.strictEqual(result.stopReason, 'interrupted');
+      assert.strictEqual(result.epochsCompleted, 1);
+      assert.strictEqual(readCheckpointIndex(runDir).latest, 'step-00000002');
+    } finally {
+      clearInterrupt();
+    }
+    const resumedLosses: number[] = [];
+    const resumed = await fit(model, data, parityOptions({ runDir, onBatchEnd: (r) => resumedLosses.push(r.loss) }));
+    assert.strictEqual(resumed.stopReason, 'completed');
+    assert.strictEqual(resumedLosses.length, 8);
+    resumedLosses.forEach((loss, i) => assert.ok(Math.abs(loss - fixture.losses[i + 4]) <= 1e-4, `resumed batch ${i}`));
+    model.dispose();
+    fs.rmSync(runDir, { recursive: true, force: true });
+  });
+
+  it('stops early after patience epochs', async () => {
+    const model = new TinyTowers(fixture.initial, settings.temperature);
+    // With lr 0 the weights never change, so the validation loss never improves after the first epoch.
+    const result = await fit(model, { train: new RowSource(fixture.train), validation: new RowSource(fixture.validation) },
+      parityOptions({ lr: 0, etaMin: 0, maxEpochs: 10, patience: 3 }));
+    assert.strictEqual(result.stopReason, 'early-stopped');
+    assert.strictEqual(result.epochsCompleted, 4);
+    assert.strictEqual(result.bestEpoch, 0);
+    model.dispose();
+  });
+
+  it('rejects a checkpoint from other settings', async () => {
+    const runDir = temporaryDir();
+    const model = new TinyTowers(fixture.initial, settings.temperature);
+    const data = { train: new RowSource(fixture.train) };
+    await fit(model, data, parityOptions({ runDir, maxEpochs: 1 }));
+    await assert.rejects(fit(model, data, parityOptions({ runDir, batchSize: 2 })),
+      /saved with batchSize=4, this run has batchSize=2/);
+    model.dispose();
+    fs.rmSync(runDir, { recursive: true, force: true });
+  });
+
+  it('rejects invalid options', async () => {
+    const model = new TinyTowers(fixture.initial, settings.temperature);
+    const data = { train: new RowSource(fixture.train) };
+    await assert.rejects(fit(model, data, { accumulationSteps: 0 }), /accumulationSteps=0: expected a positive integer/);
+    await assert.rejects(fit(model, data, { batchSize: 100 }), /16 samples, fewer than one batch of 100/);
+    const unnamed: TrainableModel<TowerBatch> = {
+      namedWeights: () => new Map(),
+      trainableVariables: () => model.trainableVariables(),
+      batchLoss: (batch: TowerBatch, context: BatchContext) => model.batchLoss(batch, context),
+    };
+    await assert.rejects(fit(unnamed, data), /is not in namedWeights\(\)/);
+    model.dispose();
+  });
+
+  it('keeps the tensor count flat', async () => {
+    const model = TinyTowers.random(fixture, 1);
+    const data = { train: RowSource.synthetic(settings.inputWidths, 64, 2), validation: new RowSource(fixture.validation) };
+    const options = parityOptions({ batchSize: 4, accumulationSteps: 4, maxEpochs: 25, patience: 1000, shuffle: true });
+    await fit(model, data, { ...options, maxEpochs: 1 });
+    const before = tf.memory().numTensors;
+    let batches = 0;
+    let countAt100 = -1;
+    // 25 epochs of 16 batches, run five times in one process: 2000 batches.
+    for (let run = 0; run < 5; run++) {
+      await fit(model, data, {
+        ...options,
+        onBatchEnd: () => {
+          batches += 1;
+          if (batches === 100) countAt100 = tf.memory().numTensors;
+          if (batches % 250 === 0) assert.strictEqual(tf.memory().numTensors, countAt100, `tensor count after ${batches} batches`);
+        },
+      });
+    }
+    assert.strictEqual(batches, 2000);
+    assert.strictEqual(tf.memory().numTensors, before, 'tensors left after the runs');
+    model.dispose();
+  });
+});
