@@ -157,7 +157,7 @@ def training_corpus(data):
 
 
 def train_bpe(corpus):
-    """A RoBERTa-style byte-level BPE tokenizer (special tokens <s> <pad> </s> <unk> <mask>)."""
+    """Train a RoBERTa-style byte-level BPE tokenizer (special tokens <s> <pad> </s> <unk> <mask>)."""
     tokenizer = Tokenizer(models.BPE())
     tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tokenizer.decoder = decoders.ByteLevel()

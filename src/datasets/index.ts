@@ -3,3 +3,5 @@
 export * from './paths';
 export * from './wfdb';
 export * from './ecg';
+export * from './reports';
+export * from './tokenizer';

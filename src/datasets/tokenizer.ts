@@ -1,7 +1,7 @@
 /**
  * Report tokeniser built on a Hugging Face `tokenizer.json` (byte-level BPE for
- * RoBERTa, WordPiece for BERT). `@huggingface/tokenizers` splits text into ids;
- * this module adds the special tokens from the file's post-processor, truncates
+ * RoBERTa, WordPiece for BERT). `@huggingface/tokenizers` splits text into ids,
+ * and this module adds the special tokens from the file's post-processor, truncates
  * sentence pairs longest-first as Hugging Face `tokenizers` does, pads on
  * request and counts truncated reports. The embedded truncation and padding
  * settings of `tokenizer.json` are ignored, as `transformers` ignores them when a
@@ -119,7 +119,7 @@ function layoutFromPostProcessor(processor: PostProcessorJson | null, source: st
  * Returns the kept lengths of a pair cut longest-first to `budget` content
  * tokens. This reproduces Hugging Face `tokenizers` (LongestFirst): the shorter
  * sequence keeps min(its length, floor(budget / 2)) tokens and the other takes
- * the rest; on equal lengths the first sequence counts as the shorter one.
+ * the rest. On equal lengths the first sequence counts as the shorter one.
  */
 export function longestFirstLengths(first: number, second: number, budget: number): [number, number] {
   if (first + second <= budget) return [first, second];
@@ -197,7 +197,9 @@ export class ReportTokenizer {
     const inputIds: number[] = [];
     const tokenTypeIds: number[] = [];
     for (const piece of isPair ? this.layout.pair : this.layout.single) {
-      const ids = piece.kind === 'special' ? piece.ids : piece.kind === 'A' ? first : second;
+      let ids = second;
+      if (piece.kind === 'special') ids = piece.ids;
+      else if (piece.kind === 'A') ids = first;
       for (const id of ids) {
         inputIds.push(id);
         tokenTypeIds.push(piece.typeId);

@@ -1,0 +1,4 @@
+export * from './sections';
+export * from './ecg_report';
+export * from './labels';
+export * from './pairs';
