@@ -1,11 +1,12 @@
-"""Fixtures for the text encoder, LoRA and safetensors tests (test/model/text*, lora*, safetensors*).
+"""Fixtures for the text encoder, LoRA, safetensors and checkpoint tests (test/model/).
 
 Builds tiny random BERT and RoBERTa models with transformers, wraps them in
 peft LoRA adapters, runs them on padded batches and stores inputs, outputs and
 gradients as safetensors under test/fixtures/model/text/. It also counts the
 parameters of a randomly initialised roberta-base with the MoRE reference LoRA
 settings (r=16, alpha=8, dropout=0.1, bias="all", peft's default targets) and
-writes half-precision files for the safetensors reader.
+writes half-precision files for the safetensors reader, and a tiny model
+with the reference MoRE module names for the checkpoint import.
 
 Run: /work/main/.venv/bin/python reference/model_text.py
 With --check-ts-file PATH it only loads a file written by the TypeScript
@@ -14,7 +15,9 @@ writer with the safetensors package and prints its tensors.
 import argparse
 import json
 import os
+import subprocess
 import sys
+import tempfile
 
 # NOTE: the environment's torchvision wheel is a CUDA build whose compiled
 # operators fail to register against the CPU torch, and transformers imports
@@ -25,6 +28,7 @@ sys.modules["torchvision"] = None
 import torch  # noqa: E402
 from peft import LoraConfig, get_peft_model  # noqa: E402
 from safetensors.torch import load_file, save_file  # noqa: E402
+from torch import nn  # noqa: E402
 from transformers import BertConfig, BertModel, RobertaConfig, RobertaModel  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -216,6 +220,185 @@ def half_precision_file():
     print("dtypes.safetensors written")
 
 
+# ---------------------------------------------------------------------------
+# A tiny model with the reference MoRE `MultiModal` layout and state_dict names,
+# for the checkpoint import test. Widths follow more-ts's `tiny` preset with
+# 64 x 64 X-rays in 16-pixel patches.
+
+# The documented one-line conversion of a reference `.pth` state_dict to safetensors.
+CONVERSION = (
+    "import torch; from safetensors.torch import save_file; "
+    "s = torch.load('MODEL.pth', map_location='cpu'); "
+    "save_file({k: v.contiguous() for k, v in s.items()}, 'MODEL.safetensors')"
+)
+
+
+class VitAttention(nn.Module):
+    def __init__(self, width, heads):
+        super().__init__()
+        self.heads = heads
+        self.qkv = nn.Linear(width, 3 * width, bias=False)
+        self.proj = nn.Linear(width, width)
+
+    def forward(self, x):
+        B, T, C = x.shape
+        q, k, v = self.qkv(x).reshape(B, T, 3, self.heads, C // self.heads).permute(2, 0, 3, 1, 4).unbind(0)
+        attention = ((q * (C // self.heads) ** -0.5) @ k.transpose(-2, -1)).softmax(-1)
+        return self.proj((attention @ v).transpose(1, 2).reshape(B, T, C))
+
+
+class VitMlp(nn.Module):
+    def __init__(self, width, hidden):
+        super().__init__()
+        self.fc1 = nn.Linear(width, hidden)
+        self.act = nn.GELU()
+        self.fc2 = nn.Linear(hidden, width)
+
+    def forward(self, x):
+        return self.fc2(self.act(self.fc1(x)))
+
+
+class VitBlock(nn.Module):
+    def __init__(self, width, heads, hidden):
+        super().__init__()
+        self.norm1 = nn.LayerNorm(width, eps=1e-6)
+        self.attn = VitAttention(width, heads)
+        self.norm2 = nn.LayerNorm(width, eps=1e-6)
+        self.mlp = VitMlp(width, hidden)
+
+    def forward(self, x):
+        x = x + self.attn(self.norm1(x))
+        return x + self.mlp(self.norm2(x))
+
+
+class ImagePatches(nn.Module):
+    def __init__(self, width, patch):
+        super().__init__()
+        self.proj = nn.Conv2d(3, width, patch, patch)
+
+    def forward(self, x):
+        return self.proj(x).flatten(2).transpose(1, 2)
+
+
+class EcgPatches(nn.Module):
+    def __init__(self, channels, width):
+        super().__init__()
+        self.conv1 = nn.Sequential(nn.Conv1d(12, channels, 5, 5), nn.ReLU(), nn.BatchNorm1d(channels))
+        self.conv2 = nn.Sequential(nn.Conv1d(channels, width, 5, 1), nn.ReLU(), nn.BatchNorm1d(width))
+
+    def forward(self, x):
+        return self.conv2(self.conv1(x)).permute(0, 2, 1)
+
+
+class Vit(nn.Module):
+    """timm's VisionTransformer layout (class token, learned positions, pre-norm blocks, final norm)."""
+
+    def __init__(self, patch_embed, tokens, width=64, depth=2, heads=2, hidden=128):
+        super().__init__()
+        self.cls_token = nn.Parameter(torch.randn(1, 1, width) * 0.02)
+        self.pos_embed = nn.Parameter(torch.randn(1, tokens + 1, width) * 0.02)
+        self.patch_embed = patch_embed
+        self.blocks = nn.Sequential(*[VitBlock(width, heads, hidden) for _ in range(depth)])
+        self.norm = nn.LayerNorm(width, eps=1e-6)
+
+    def forward(self, x):
+        x = self.patch_embed(x)
+        x = torch.cat([self.cls_token.expand(x.shape[0], -1, -1), x], 1) + self.pos_embed
+        return self.norm(self.blocks(x))[:, 0]
+
+
+class Tower(nn.Module):
+    def __init__(self, vit):
+        super().__init__()
+        self.vit_model = vit
+
+
+class LinearLayer(nn.Module):
+    def __init__(self, inputs, outputs):
+        super().__init__()
+        self.linear = nn.Linear(inputs, outputs, bias=False)
+        self.bn = nn.BatchNorm1d(outputs)
+
+    def forward(self, x):
+        return self.bn(self.linear(x))
+
+
+class ProjectionHead(nn.Module):
+    def __init__(self, inputs, outputs, hidden):
+        super().__init__()
+        self.layers = nn.Sequential(LinearLayer(inputs, hidden), nn.ReLU(), LinearLayer(hidden, outputs))
+
+    def forward(self, x):
+        return self.layers(x)
+
+
+class TinyMultiModal(nn.Module):
+    def __init__(self, text_config):
+        super().__init__()
+        lora = LoraConfig(r=16, lora_alpha=8, lora_dropout=0.1, bias="all", task_type="FEATURE_EXTRACTION")
+        self.text_model = get_peft_model(RobertaModel(text_config), lora)
+        self.ecg_model = Tower(Vit(EcgPatches(32, 64), 196))
+        self.xray_model = Tower(Vit(ImagePatches(64, 16), 16))
+        self.projector_xray_text = ProjectionHead(64, 32, 64)
+        self.projector_ecg_text = ProjectionHead(64, 32, 64)
+        self.projector_text = ProjectionHead(64, 32, 64)
+
+    def forward(self, xray, ecg, ids, mask):
+        xray_p = self.projector_xray_text(self.xray_model.vit_model(xray))
+        ecg_p = self.projector_ecg_text(self.ecg_model.vit_model(ecg))
+        # The reference averages the last hidden states over every position, padding included.
+        note = self.text_model(ids, attention_mask=mask).last_hidden_state.mean(dim=1)
+        return xray_p, ecg_p, self.projector_text(note)
+
+
+def more_tiny():
+    torch.manual_seed(3)
+    text_config = RobertaConfig(
+        vocab_size=100, hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=128,
+        max_position_embeddings=40, type_vocab_size=1, pad_token_id=1, bos_token_id=0, eos_token_id=2,
+        layer_norm_eps=1e-5, initializer_range=0.1, attn_implementation="eager",
+    )
+    model = TinyMultiModal(text_config)
+    g = torch.Generator().manual_seed(4)
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if "lora_B" in name:
+                param.copy_(torch.randn(param.shape, generator=g) * 0.2)
+        for module in model.modules():
+            if isinstance(module, nn.BatchNorm1d):
+                module.running_mean.copy_(torch.randn(module.num_features, generator=g) * 0.1)
+                module.running_var.copy_(torch.rand(module.num_features, generator=g) + 0.5)
+                module.weight.copy_(torch.rand(module.num_features, generator=g) + 0.5)
+                module.bias.copy_(torch.randn(module.num_features, generator=g) * 0.1)
+                module.num_batches_tracked.fill_(7)
+    model.eval()
+
+    folder = os.path.join(OUT, "more-tiny")
+    os.makedirs(folder, exist_ok=True)
+    with tempfile.TemporaryDirectory() as scratch:
+        torch.save(model.state_dict(), os.path.join(scratch, "MODEL.pth"))
+        subprocess.run([sys.executable, "-c", CONVERSION], cwd=scratch, check=True)
+        os.replace(os.path.join(scratch, "MODEL.safetensors"), os.path.join(folder, "reference.safetensors"))
+
+    xray = torch.randn(2, 3, 64, 64, generator=g)
+    ecg = torch.rand(2, 12, 1000, generator=g) * 2 - 1
+    ids = torch.randint(3, 100, (2, 10), generator=g)
+    ids[:, 0] = 0
+    ids[0, 9] = 2
+    ids[1, 6] = 2
+    ids[1, 7:] = 1
+    mask = (ids != 1).long()
+    with torch.no_grad():
+        xray_p, ecg_p, text_p = model(xray, ecg, ids, mask)
+    save_file({
+        "xray": xray, "ecg": ecg, "input_ids": ids, "attention_mask": mask,
+        "image_embedding": xray_p, "ecg_embedding": ecg_p, "text_embedding": text_p,
+    }, os.path.join(folder, "expected.safetensors"))
+    with open(os.path.join(folder, "text-config.json"), "w") as f:
+        json.dump(text_config.to_dict() | {"model_type": "roberta"}, f, indent=1, sort_keys=True)
+    print(f"more-tiny: {len(model.state_dict())} reference tensors")
+
+
 def check_ts_file(path):
     tensors = load_file(path)
     for name, tensor in tensors.items():
@@ -234,6 +417,7 @@ def main():
     tiny_roberta()
     tiny_bert()
     half_precision_file()
+    more_tiny()
     roberta_base_counts()
 
 

@@ -10,3 +10,4 @@ export * from './more';
 export * from './safetensors';
 export * from './lora';
 export * from './text';
+export * from './checkpoint';
