@@ -400,9 +400,28 @@ def more_tiny():
 
 
 def check_ts_file(path):
+    """Loads a file from the TypeScript writer and checks it against torch's own rounding of dtypes.safetensors."""
+    from safetensors import safe_open
+
     tensors = load_file(path)
+    with safe_open(path, "pt") as opened:
+        print("metadata:", opened.metadata())
     for name, tensor in tensors.items():
-        print(name, tensor.dtype, list(tensor.shape), tensor.flatten()[:6].tolist())
+        print(name, tensor.dtype, list(tensor.shape), tensor.flatten()[:4].tolist())
+    exact = load_file(os.path.join(OUT, "dtypes.safetensors"))["values.f32"].flatten()
+    expected = {
+        "w.f32": (torch.float32, exact),
+        "w.f16": (torch.float16, exact.to(torch.float16)),
+        "w.bf16": (torch.bfloat16, exact.to(torch.bfloat16)),
+    }
+    for name, (dtype, values) in expected.items():
+        tensor = tensors[name]
+        assert tensor.dtype == dtype, f"{name}: dtype {tensor.dtype}, expected {dtype}"
+        same = tensor.flatten().view(torch.int16 if dtype != torch.float32 else torch.int32)
+        reference = values.view(torch.int16 if dtype != torch.float32 else torch.int32)
+        assert torch.equal(same, reference), f"{name}: bits differ from torch's rounding"
+    assert tensors["scalar"].shape == () and tensors["scalar"].item() == 2.5
+    print(f"{path}: {len(tensors)} tensors load and match torch bit for bit")
 
 
 def main():
@@ -419,6 +438,9 @@ def main():
     half_precision_file()
     more_tiny()
     roberta_base_counts()
+    ts_written = os.path.join(OUT, "ts-written.safetensors")
+    if os.path.exists(ts_written):
+        check_ts_file(ts_written)
 
 
 if __name__ == "__main__":

@@ -18,6 +18,10 @@ import {
 // dtypes.safetensors was written by the Python safetensors package 0.8 through
 // reference/model_text.py, with torch's own float16 and bfloat16 rounding.
 const DTYPES_FILE = path.join(__dirname, '..', 'fixtures', 'model', 'text', 'dtypes.safetensors');
+// ts-written.safetensors is this writer's output for the tensors of tsWrittenTensors(),
+// checked by `reference/model_text.py --check-ts-file` with the Python package.
+// Set MORE_TS_UPDATE_FIXTURES=1 to rewrite it after a deliberate format change.
+const TS_WRITTEN_FILE = path.join(__dirname, '..', 'fixtures', 'model', 'text', 'ts-written.safetensors');
 
 /** Builds a file from a header object and data bytes, padding the header with spaces to `headerLength`. */
 function rawFile(header: string, data: number[], headerLength = header.length): Uint8Array {
@@ -27,6 +31,16 @@ function rawFile(header: string, data: number[], headerLength = header.length): 
   bytes.set(Buffer.from(padded, 'utf8'), 8);
   bytes.set(data, 8 + padded.length);
   return bytes;
+}
+
+function tsWrittenTensors(): Map<string, TensorToWrite> {
+  const exact = values('values.f32');
+  return new Map<string, TensorToWrite>([
+    ['w.f32', { dtype: 'F32', shape: [8, 8], data: exact }],
+    ['w.f16', { dtype: 'F16', shape: [8, 8], data: exact }],
+    ['w.bf16', { dtype: 'BF16', shape: [4, 16], data: exact }],
+    ['scalar', { dtype: 'F32', shape: [], data: new Float32Array([2.5]) }],
+  ]);
 }
 
 function values(name: string, file = DTYPES_FILE): Float32Array {
@@ -157,6 +171,13 @@ describe('safetensors', () => {
     } finally {
       fs.rmSync(directory, { recursive: true, force: true });
     }
+  });
+
+  it('writes the bytes Python verified', () => {
+    const bytes = encodeSafetensors(tsWrittenTensors(), { writer: 'more-ts' });
+    if (process.env.MORE_TS_UPDATE_FIXTURES === '1') writeSafetensors(TS_WRITTEN_FILE, tsWrittenTensors(), { writer: 'more-ts' });
+    const committed = fs.readFileSync(TS_WRITTEN_FILE);
+    assert.strictEqual(Buffer.compare(Buffer.from(bytes), committed), 0, 'writer output changed; see TS_WRITTEN_FILE');
   });
 
   it('rejects values that do not fill the shape', () => {
