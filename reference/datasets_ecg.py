@@ -8,12 +8,14 @@ the records the tests need are copied into test/fixtures/datasets/ecg/records.
 """
 
 import argparse
+import ast
 import hashlib
 import json
 import shutil
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import scipy.signal
 import wfdb
 
@@ -24,6 +26,7 @@ RECORDS = OUT / "records"
 REAL_RECORDS = [
     ("ptbxl/records100/00000", "00001_lr", ["00001_lr.hea", "00001_lr.dat"]),
     ("ptbxl/records100/00000", "00002_lr", ["00002_lr.hea", "00002_lr.dat"]),
+    ("ptbxl/records100/00000", "00005_lr", ["00005_lr.hea", "00005_lr.dat"]),
     ("ptbxl/records500/00000", "00001_hr", ["00001_hr.hea", "00001_hr.dat"]),
     ("ptbdb", "s0010_re", ["s0010_re.hea", "s0010_re.dat", "s0010_re.xyz"]),
     ("mimic3wdb", "3000003_0003", ["3000003_0003.hea", "3000003_0003.dat"]),
@@ -68,9 +71,14 @@ def describe_record(path):
     return {"fs": float(physical.fs), "sample_count": int(physical.sig_len), "signals": signals}
 
 
+def record_folder(folder):
+    """PTB-XL records keep their published layout (for the manifest tests), the others go flat."""
+    return RECORDS / (folder if folder.startswith("ptbxl") else Path(folder).parts[0])
+
+
 def copy_real_records(data_root):
     for folder, _, files in REAL_RECORDS:
-        target = RECORDS / Path(folder).parts[0]
+        target = record_folder(folder)
         target.mkdir(parents=True, exist_ok=True)
         for name in files:
             shutil.copyfile(data_root / folder / name, target / name)
@@ -181,7 +189,7 @@ def write_special_cases():
 def preprocessing_fixtures():
     """Stages of the ECG preprocessing, computed with scipy on real 500 Hz records."""
     from_record = {}
-    for name in ["ptbxl/00001_hr", "ludb/2"]:
+    for name in ["ptbxl/records500/00000/00001_hr", "ludb/2"]:
         record = wfdb.rdrecord(str(RECORDS / name), physical=True, return_res=64)
         order = ["I", "II", "III", "AVR", "AVL", "AVF", "V1", "V2", "V3", "V4", "V5", "V6"]
         upper = [n.upper() for n in record.sig_name]
@@ -193,7 +201,7 @@ def preprocessing_fixtures():
         low = corrected.min(axis=1, keepdims=True)
         high = corrected.max(axis=1, keepdims=True)
         scaled = 2 * (corrected - low) / (high - low) - 1
-        stem = name.replace("/", "_")
+        stem = Path(name).parts[0] + "_" + Path(name).name
         for stage, values in [("resampled", resampled), ("corrected", corrected), ("scaled", scaled)]:
             (OUT / f"preprocess_{stem}_{stage}.f64").write_bytes(values.astype("<f8").tobytes())
         from_record[name] = {"shape": list(scaled.shape), "stem": stem}
@@ -212,6 +220,32 @@ def preprocessing_fixtures():
     return {"records": from_record, "resample_poly": resample_cases, "medfilt": medfilt_cases}
 
 
+SUPERCLASSES = ["NORM", "MI", "STTC", "CD", "HYP"]
+
+
+def ptbxl_labels(data_root):
+    """Copy the PTB-XL tables and derive the superclass multi-hot labels with pandas and ast,
+    the way the PTB-XL authors' example code aggregates diagnostic statements."""
+    for name in ("ptbxl_database.csv", "scp_statements.csv"):
+        shutil.copyfile(data_root / "ptbxl" / name, RECORDS / "ptbxl" / name)
+    database = pd.read_csv(RECORDS / "ptbxl" / "ptbxl_database.csv", index_col="ecg_id")
+    statements = pd.read_csv(RECORDS / "ptbxl" / "scp_statements.csv", index_col=0)
+    statements = statements[statements.diagnostic == 1]
+    rows = {}
+    for ecg_id, row in database.iterrows():
+        codes = ast.literal_eval(row.scp_codes)
+        classes = {statements.loc[code].diagnostic_class for code in codes if code in statements.index}
+        rows[str(ecg_id)] = {
+            "patient_id": float(row.patient_id),
+            "fold": int(row.strat_fold),
+            "labels": [int(name in classes) for name in SUPERCLASSES],
+            "filename_lr": row.filename_lr,
+            "filename_hr": row.filename_hr,
+            "report": row.report,
+        }
+    return rows
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--data", default="/work/shared/data/real/ecg", type=Path)
@@ -222,10 +256,11 @@ def main():
     generated = write_generated_formats(args.data)
     cases = write_special_cases()
 
-    real = [f"{Path(folder).parts[0]}/{name}" for folder, name, _ in REAL_RECORDS] + ["mitdb/100_10s"]
+    real = [str((record_folder(folder) / name).relative_to(RECORDS)) for folder, name, _ in REAL_RECORDS] + ["mitdb/100_10s"]
     expected = {name: describe_record(RECORDS / name) for name in real + generated + cases}
     (OUT / "wfdb_expected.json").write_text(json.dumps(expected))
     (OUT / "preprocess_expected.json").write_text(json.dumps(preprocessing_fixtures()))
+    (OUT / "ptbxl_expected.json").write_text(json.dumps(ptbxl_labels(args.data)))
 
 
 if __name__ == "__main__":

@@ -105,7 +105,7 @@ describe('datasets/ecg', () => {
     }
 
     it('loads a record ready for the encoder', async () => {
-      const ecg = await loadPreprocessedEcg(path.join(FIXTURES, 'records', 'ptbxl', '00001_hr'));
+      const ecg = await loadPreprocessedEcg(path.join(FIXTURES, 'records', 'ptbxl', 'records500', '00000', '00001_hr'));
       assert.ok(ecg.data instanceof Float32Array);
       assert.strictEqual(ecg.leads, 12);
       assert.strictEqual(ecg.samples, 1000);
@@ -113,7 +113,7 @@ describe('datasets/ecg', () => {
     });
 
     it('keeps a 100 Hz record at its length', async () => {
-      const ecg = await loadPreprocessedEcg(path.join(FIXTURES, 'records', 'ptbxl', '00001_lr'));
+      const ecg = await loadPreprocessedEcg(path.join(FIXTURES, 'records', 'ptbxl', 'records100', '00000', '00001_lr'));
       assert.strictEqual(ecg.samples, 1000);
     });
   });
