@@ -12,6 +12,11 @@
  *
  * A cell that runs synchronously (no top-level await) is stopped by tslab's
  * `breakOnSigint` instead, and never reaches this controller.
+ *
+ * NOTE: The synchronous start of an async cell also runs under
+ * `breakOnSigint`. A SIGINT that arrives there just as that start finishes is
+ * taken by Node's watchdog and reaches no handler, so the user has to
+ * interrupt again.
  */
 import { clearInterrupt, requestInterrupt } from '../../src/util/interrupt';
 import { formatDuration } from '../../src/util/progress';

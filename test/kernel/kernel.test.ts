@@ -261,8 +261,11 @@ progress.end('all records embedded');
     });
 
     it('abandons a cell that never polls', async function () {
+      // The cell prints only after its first await, because a SIGINT that lands while tslab still runs the
+      // synchronous start of a cell goes to tslab's breakOnSigint watchdog rather than to the kernel.
       const result = await session.execute(
-        "console.log('waiting');\nawait new Promise((resolve) => setTimeout(resolve, 60000));\nconsole.log('finished');",
+        "await new Promise((resolve) => setTimeout(resolve, 10));\nconsole.log('waiting');\n" +
+          "await new Promise((resolve) => setTimeout(resolve, 60000));\nconsole.log('finished');",
         { interruptOn: 'waiting', timeoutSeconds: 60 },
       );
       assert.equal(result.reply.status, 'error');
