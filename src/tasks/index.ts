@@ -4,3 +4,7 @@ export * from './prompts';
 export * from './zeroshot';
 export * from './explain';
 export * from './tables';
+export * from './optim';
+export * from './schedule';
+export * from './train';
+export * from './probe';
