@@ -45,6 +45,8 @@ ECG = dict(leads=12, samples=100, conv_channels=16, conv1_kernel=5, conv1_stride
            width=32, depth=2, heads=4, mlp_dim=64)
 HEAD = dict(input_dim=32, hidden_dim=32, output_dim=16)
 BATCH = 4
+# Keep each layer's attention map and its gradient for the fixtures; bench/model.py turns this off.
+RECORD_ATTENTION = True
 
 
 class Attention(nn.Module):
@@ -66,9 +68,10 @@ class Attention(nn.Module):
         if self.training and self.drop_key_rate > 0:
             logits = logits + torch.bernoulli(torch.full_like(logits, self.drop_key_rate)) * -1e12
         attention = logits.softmax(dim=-1)
-        if attention.requires_grad:
-            attention.retain_grad()
-        self.last_attention = attention
+        if RECORD_ATTENTION:
+            if attention.requires_grad:
+                attention.retain_grad()
+            self.last_attention = attention
         return self.proj((attention @ v).transpose(1, 2).reshape(B, T, C))
 
 
@@ -84,10 +87,10 @@ class Mlp(nn.Module):
 
 
 class Block(nn.Module):
-    def __init__(self, width, heads, mlp_dim):
+    def __init__(self, width, heads, mlp_dim, drop_key_rate=0.0):
         super().__init__()
         self.norm1 = nn.LayerNorm(width, eps=1e-6)
-        self.attn = Attention(width, heads)
+        self.attn = Attention(width, heads, drop_key_rate)
         self.norm2 = nn.LayerNorm(width, eps=1e-6)
         self.mlp = Mlp(width, mlp_dim)
 
@@ -128,12 +131,12 @@ class EcgPatchEmbed(nn.Module):
 class VisionTransformer(nn.Module):
     """A ViT under timm's parameter names; the pooled output is the class token after the final norm."""
 
-    def __init__(self, patch_embed, tokens, width, depth, heads, mlp_dim):
+    def __init__(self, patch_embed, tokens, width, depth, heads, mlp_dim, drop_key_rate=0.0):
         super().__init__()
         self.patch_embed = patch_embed
         self.cls_token = nn.Parameter(torch.zeros(1, 1, width))
         self.pos_embed = nn.Parameter(torch.zeros(1, tokens + 1, width))
-        self.blocks = nn.ModuleList([Block(width, heads, mlp_dim) for _ in range(depth)])
+        self.blocks = nn.ModuleList([Block(width, heads, mlp_dim, drop_key_rate) for _ in range(depth)])
         self.norm = nn.LayerNorm(width, eps=1e-6)
 
     def forward(self, x):
