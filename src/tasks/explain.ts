@@ -16,8 +16,10 @@
  */
 import * as tf from '@tensorflow/tfjs';
 
-import type { EncoderForwardOptions } from '../model/types';
+import type { EcgConfig } from '../model/config';
+import type { EncoderForwardOptions, MoreModelApi } from '../model/types';
 import { Rng } from '../util/rng';
+import { BUNDLE_VERSION, type ExplanationBundle, type GrayscaleImage } from '../viz/mime';
 
 /** Encoder call that returns a shared-space embedding and, on request, the attention maps. */
 export type AttentionForward<X extends tf.Tensor> = (
@@ -273,11 +275,12 @@ export interface TextExplainOptions {
   /** True at special tokens (`<s>`, `</s>`, `<pad>`, `[CLS]`...), which the result leaves out. */
   specialTokens: boolean[];
   /**
-   * How the encoder pools. `mean` averages the non-padding token states (the
-   * MoRE default), so relevance is the mean of R's rows over those tokens.
-   * `first` uses the first token's row.
+   * Pooling of the encoder, which decides the rows of R that are averaged.
+   * `masked-mean` (the default, as the text encoder's default) averages the
+   * non-padding rows, `mean` every row (the reference's pooling), and `first`
+   * takes the first token's row (BERT-style class token).
    */
-  pooling?: 'mean' | 'first';
+  pooling?: 'masked-mean' | 'mean' | 'first';
 }
 
 /** Relevance of one report per token, special tokens and padding left out. */
@@ -302,7 +305,12 @@ export function explainText(
   const mask = Array.from(attentionMask.dataSync());
   const { matrix, tokens, target: value } = attentionRelevance(
     (ids: tf.Tensor2D, forwardOptions) => forward(ids, attentionMask, forwardOptions), inputIds, target);
-  const pooled = options.pooling === 'first' ? [0] : mask.flatMap((m, i) => (m !== 0 ? [i] : []));
+  const pooling = options.pooling ?? 'masked-mean';
+  let pooled: number[];
+  if (pooling === 'first') pooled = [0];
+  else if (pooling === 'mean') pooled = mask.map((_, i) => i);
+  else if (pooling === 'masked-mean') pooled = mask.flatMap((m, i) => (m !== 0 ? [i] : []));
+  else throw new Error(`explainText: pooling "${pooling as string}"; expected masked-mean, mean or first`);
   const result: TextRelevance = { tokens: [], relevance: [], positions: [], target: value };
   for (let t = 0; t < tokens; t++) {
     if (mask[t] === 0 || options.specialTokens[t]) continue;
@@ -411,4 +419,132 @@ export function deletionTest(options: DeletionTestOptions): DeletionTestResult {
   const randomDrops = values.slice(2).map((value) => baseline - value);
   const randomDrop = randomDrops.length === 0 ? Number.NaN : randomDrops.reduce((a, b) => a + b, 0) / randomDrops.length;
   return { baseline, relevantDrop: baseline - values[1], randomDrops, randomDrop, maskedPatches: count, relevantPatches };
+}
+
+// ---------------------------------------------------------------------------
+// The MoRE model and the explanation bundle.
+
+/** The parts of the MoRE model that explanations use. */
+export type ExplainableModel = Pick<MoreModelApi, 'encodeImage' | 'encodeEcg' | 'encodeText'> & {
+  config: { image: { patchSize: number }; ecg: EcgConfig };
+};
+
+/** One study to explain: its report and, when present, its X-ray and ECG (batch size 1 each). */
+export interface ExplainSampleInput {
+  /** [1, H, W, 3] normalised X-ray. */
+  image?: tf.Tensor4D;
+  /** [1, leads, samples] preprocessed ECG. */
+  ecg?: tf.Tensor3D;
+  /** [1, T] int32 token ids and attention mask of the report. */
+  inputIds: tf.Tensor2D;
+  attentionMask: tf.Tensor2D;
+  /** Display text and special-token flags of the report's positions. */
+  tokens: string[];
+  specialTokens: boolean[];
+  /** Pooling of the model's text encoder (default `masked-mean`). */
+  textPooling?: TextExplainOptions['pooling'];
+}
+
+/** Relevance of each modality of one study. */
+export interface SampleExplanation {
+  xray?: ImageRelevance;
+  ecg?: EcgRelevance;
+  report: TextRelevance;
+  /** Cosine similarity of the X-ray (and of the ECG) to the report. */
+  similarity: { xray?: number; ecg?: number };
+}
+
+function embedOnce(compute: () => tf.Tensor2D): number[] {
+  const embedding = tf.tidy(compute);
+  const values = Array.from(embedding.dataSync());
+  embedding.dispose();
+  return values;
+}
+
+/**
+ * Explains one study with the MoRE model. The X-ray and the ECG are explained
+ * towards their cosine similarity to the report embedding. The report is
+ * explained towards its similarity to the X-ray embedding, to the ECG
+ * embedding, or to the mean of both similarities when both are present.
+ */
+export function explainMoreSample(model: ExplainableModel, input: ExplainSampleInput): SampleExplanation {
+  const inference = { training: false };
+  const reportEmbedding = embedOnce(() => model.encodeText(input.inputIds, input.attentionMask, inference).embedding);
+  const reportTarget = cosineTarget(reportEmbedding);
+  const result: Partial<SampleExplanation> = { similarity: {} };
+  const others: number[][] = [];
+
+  if (input.image !== undefined) {
+    const forward: AttentionForward<tf.Tensor4D> = (x, options) => model.encodeImage(x, { ...options, training: false });
+    result.xray = explainImage(forward, input.image, reportTarget, model.config.image.patchSize);
+    result.similarity!.xray = result.xray.target;
+    const image = input.image;
+    others.push(embedOnce(() => model.encodeImage(image, inference).embedding));
+  }
+  if (input.ecg !== undefined) {
+    const { conv1Kernel, conv1Stride, conv2Kernel } = model.config.ecg;
+    const layers = [{ kernel: conv1Kernel, stride: conv1Stride }, { kernel: conv2Kernel, stride: 1 }];
+    const forward: AttentionForward<tf.Tensor3D> = (x, options) => model.encodeEcg(x, { ...options, training: false });
+    result.ecg = explainEcg(forward, input.ecg, reportTarget, layers);
+    result.similarity!.ecg = result.ecg.target;
+    const ecg = input.ecg;
+    others.push(embedOnce(() => model.encodeEcg(ecg, inference).embedding));
+  }
+  if (others.length === 0) throw new Error('explainMoreSample: no X-ray and no ECG; expected at least one to explain the report against');
+
+  const targets = others.map((embedding) => cosineTarget(embedding));
+  const textTarget: ExplainTarget = (embedding) => tf.tidy(() => tf.div(tf.addN(targets.map((t) => t(embedding))), targets.length) as tf.Scalar);
+  const textForward: TextAttentionForward = (ids, mask, options) => model.encodeText(ids, mask, { ...options, training: false });
+  result.report = explainText(textForward, input.inputIds, input.attentionMask, textTarget, {
+    tokens: input.tokens, specialTokens: input.specialTokens, pooling: input.textPooling,
+  });
+  return result as SampleExplanation;
+}
+
+/**
+ * Converts pixel values of any range to an 8-bit grayscale image for a
+ * bundle, scaling the minimum to 0 and the maximum to 255.
+ */
+export function grayscaleImage(pixels: ArrayLike<number>, width: number, height: number): GrayscaleImage {
+  if (pixels.length !== width * height) {
+    throw new Error(`grayscaleImage: ${pixels.length} pixels for ${width} x ${height}; expected ${width * height}`);
+  }
+  let low = Number.POSITIVE_INFINITY;
+  let high = Number.NEGATIVE_INFINITY;
+  for (let i = 0; i < pixels.length; i++) {
+    low = Math.min(low, pixels[i]);
+    high = Math.max(high, pixels[i]);
+  }
+  const range = high > low ? high - low : 1;
+  const data = Array.from(pixels, (value) => Math.round(((value - low) / range) * 255));
+  return { encoding: 'raw', width, height, data };
+}
+
+/** Display data of the explained study that the relevance maps are drawn over. */
+export interface ExplanationDisplay {
+  title?: string;
+  /** The X-ray to draw under the heatmap, usually {@link grayscaleImage} of the input. */
+  xrayImage?: GrayscaleImage;
+  /** The ECG to draw, [lead][sample], with its lead names and sample rate. */
+  ecg?: { leads: string[]; sampleRateHz: number; signals: number[][] };
+}
+
+/** Builds the MIME bundle the JupyterLab extension renders from a {@link SampleExplanation}. */
+export function toExplanationBundle(explanation: SampleExplanation, display: ExplanationDisplay): ExplanationBundle {
+  const bundle: ExplanationBundle = { version: BUNDLE_VERSION };
+  if (display.title !== undefined) bundle.title = display.title;
+  const similarities = [explanation.similarity.xray, explanation.similarity.ecg].filter((v): v is number => v !== undefined);
+  if (similarities.length > 0) bundle.similarity = similarities.reduce((a, b) => a + b, 0) / similarities.length;
+
+  bundle.report = { tokens: explanation.report.tokens, relevance: explanation.report.relevance };
+  if (explanation.xray !== undefined) {
+    if (display.xrayImage === undefined) throw new Error('toExplanationBundle: the explanation has an X-ray part but display.xrayImage is missing');
+    const { rows, cols, patchRelevance } = explanation.xray;
+    bundle.xray = { image: display.xrayImage, patchGrid: { rows, cols }, relevanceLayout: 'patch', relevance: patchRelevance };
+  }
+  if (explanation.ecg !== undefined) {
+    if (display.ecg === undefined) throw new Error('toExplanationBundle: the explanation has an ECG part but display.ecg is missing');
+    bundle.ecg = { ...display.ecg, relevance: [explanation.ecg.sampleRelevance] };
+  }
+  return bundle;
 }

@@ -4,10 +4,14 @@ import * as path from 'path';
 
 import * as tf from '@tensorflow/tfjs';
 
-import { VisionTransformer, EcgEncoder, ecgPreset, vitPreset } from '../../src/model';
+import { EcgEncoder, MoreModel, VisionTransformer, ecgPreset, vitPreset } from '../../src/model';
+import { TransformerTextEncoder, textPreset } from '../../src/model/text';
 import type { EncoderForwardOptions } from '../../src/model/types';
 import {
   attentionRelevance,
+  explainMoreSample,
+  grayscaleImage,
+  toExplanationBundle,
   cosineTarget,
   deletionTest,
   explainEcg,
@@ -18,6 +22,7 @@ import {
   spreadOverSamples,
   upsampleBilinear,
 } from '../../src/tasks/explain';
+import { validateExplanationBundle } from '../../src/viz/mime';
 
 // Produced by reference/eval_explain.py with PyTorch autograd and numpy.
 const fixture = JSON.parse(fs.readFileSync(path.join(__dirname, '../fixtures/tasks/explain.json'), 'utf8'));
@@ -290,6 +295,75 @@ describe('tasks/explain', () => {
       const second = deletionTest({ embed, image, reference: [1, 1], patchRelevance: relevance, patchSize, seed: 9 });
       image.dispose();
       assert.deepEqual(second, first);
+    });
+  });
+
+  describe('tiny MoRE model end to end', () => {
+    let model: MoreModel;
+    before(() => {
+      const text = new TransformerTextEncoder(textPreset('tiny'), { seed: 1 });
+      model = new MoreModel({ preset: 'tiny', image: { imageSize: 64, patchSize: 16 }, ecg: { samples: 100 } }, text, { seed: 1 });
+    });
+    after(() => model.dispose());
+
+    function makeInput() {
+      return {
+        image: tf.randomNormal([1, 64, 64, 3], 0, 1, 'float32', 21) as tf.Tensor4D,
+        ecg: tf.randomNormal([1, 12, 100], 0, 1, 'float32', 22) as tf.Tensor3D,
+        inputIds: tf.tensor2d([[0, 15, 27, 99, 2, 1, 1]], undefined, 'int32'),
+        attentionMask: tf.tensor2d([[1, 1, 1, 1, 1, 0, 0]], undefined, 'int32'),
+        tokens: ['<s>', ' small', ' left', ' effusion', '</s>', '<pad>', '<pad>'],
+        specialTokens: [true, false, false, false, true, true, true],
+      };
+    }
+
+    it('explains X-ray, ECG and report', () => {
+      const input = makeInput();
+      const before = tf.memory().numTensors;
+      const explanation = explainMoreSample(model, input);
+      assert.equal(tf.memory().numTensors, before, 'tensors leaked');
+      assert.equal(explanation.xray?.rows, 4);
+      assert.equal(explanation.xray?.cols, 4);
+      assert.equal(explanation.ecg?.sampleRelevance.length, 100);
+      assert.deepEqual(explanation.report.tokens, [' small', ' left', ' effusion']);
+      assert.ok(explanation.report.relevance.every(Number.isFinite), 'finite report relevance');
+      assert.ok(Math.abs(explanation.similarity.xray as number) <= 1, 'X-ray similarity is a cosine');
+      tf.dispose([input.image, input.ecg, input.inputIds, input.attentionMask]);
+    });
+
+    it('builds a bundle the extension accepts', () => {
+      const input = makeInput();
+      const explanation = explainMoreSample(model, input);
+      const pixels = tf.tidy(() => tf.mean(input.image, 3).dataSync());
+      const signals = input.ecg.arraySync()[0];
+      const bundle = toExplanationBundle(explanation, {
+        title: 'tiny model',
+        xrayImage: grayscaleImage(pixels, 64, 64),
+        ecg: { leads: ['I', 'II', 'III', 'aVR', 'aVL', 'aVF', 'V1', 'V2', 'V3', 'V4', 'V5', 'V6'], sampleRateHz: 100, signals },
+      });
+      assert.doesNotThrow(() => validateExplanationBundle(bundle));
+      tf.dispose([input.image, input.ecg, input.inputIds, input.attentionMask]);
+    });
+
+    it('runs the deletion test on the X-ray encoder', () => {
+      const input = makeInput();
+      const explanation = explainMoreSample(model, input);
+      const reference = tf.tidy(() => model.encodeText(input.inputIds, input.attentionMask).embedding.dataSync());
+      const before = tf.memory().numTensors;
+      const result = deletionTest({
+        embed: (images) => model.encodeImage(images).embedding,
+        image: input.image,
+        reference,
+        patchRelevance: explanation.xray?.patchRelevance ?? [],
+        patchSize: 16,
+        seed: 2,
+      });
+      assert.equal(tf.memory().numTensors, before, 'tensors leaked');
+      assert.equal(result.maskedPatches, 2);
+      assert.ok(Math.abs(result.baseline - (explanation.similarity.xray as number)) < 1e-5, 'baseline equals the explained similarity');
+      assert.equal(result.randomDrops.length, 5);
+      assert.ok(Number.isFinite(result.relevantDrop), 'finite relevant drop');
+      tf.dispose([input.image, input.ecg, input.inputIds, input.attentionMask]);
     });
   });
 });
