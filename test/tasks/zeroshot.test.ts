@@ -15,8 +15,11 @@ import {
   promptPair,
   samplePrompts,
 } from '../../src/tasks/prompts';
+import { MoreModel } from '../../src/model';
+import { TransformerTextEncoder, textPreset } from '../../src/model/text';
 import {
   PTBXL_LABEL_PRIORITY,
+  modelPromptEncoder,
   embedPromptPairs,
   embedPromptSets,
   evaluateZeroShot,
@@ -195,5 +198,27 @@ describe('tasks/zeroshot', () => {
 
   it('rejects prompts of another width', () => {
     assert.throws(() => zeroShotScores([[1, 0, 0]], { A: [[1, 0]] }), /row 0 has 2 values; expected 3/);
+  });
+
+  it('encodes prompts with the MoRE model', async () => {
+    const text = new TransformerTextEncoder(textPreset('tiny'), { seed: 2 });
+    const model = new MoreModel({ preset: 'tiny', image: { imageSize: 64, patchSize: 16 }, ecg: { samples: 100 } }, text, { seed: 2 });
+    // Character codes stand in for a tokenizer: <s> = 0, </s> = 2, padding = 1.
+    const tokenize = (texts: string[]) => {
+      const length = Math.max(...texts.map((t) => t.length)) + 2;
+      const ids = texts.map((t) => [0, ...Array.from(t, (c) => 3 + (c.charCodeAt(0) % 900)), 2].concat(new Array(length).fill(1)).slice(0, length));
+      const mask = texts.map((t) => Array.from({ length }, (_, i) => (i < t.length + 2 ? 1 : 0)));
+      return { inputIds: tf.tensor2d(ids, undefined, 'int32'), attentionMask: tf.tensor2d(mask, undefined, 'int32') };
+    };
+    const before = tf.memory().numTensors;
+    const embedded = await embedPromptSets(modelPromptEncoder(model, tokenize), ecgPromptSets());
+    assert.equal(tf.memory().numTensors, before, 'tensors leaked');
+    const direct = tf.tidy(() => {
+      const batch = tokenize(['Hypertrophy']);
+      return model.encodeText(batch.inputIds, batch.attentionMask).embedding.arraySync()[0];
+    });
+    assert.equal(embedded.HYP[0].length, 32);
+    embedded.HYP[0].forEach((value, i) => assert.ok(Math.abs(value - direct[i]) < 1e-4, `HYP[${i}] = ${value}, expected ${direct[i]}`));
+    model.dispose();
   });
 });
