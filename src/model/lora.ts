@@ -14,8 +14,7 @@ import * as tf from '@tensorflow/tfjs';
 
 import { getLogger } from '../util/log';
 import { Rng } from '../util/rng';
-import { Linear } from './layers';
-import type { Module } from './module';
+import { Module } from './module';
 import { type WritableDtype, roundToDtype } from './safetensors';
 
 const log = getLogger('model.lora');
@@ -109,11 +108,13 @@ export interface MergeReport {
 }
 
 /**
- * A dense layer (PyTorch layout, weight [out, in]) that can carry one LoRA
- * adapter. Its names follow transformers and peft's saved adapters:
- * `weight`, `bias`, `lora_A.weight` [r, in], `lora_B.weight` [out, r].
+ * A dense layer y = x W^T + b (PyTorch layout, weight [out, in]) that can
+ * carry one LoRA adapter. Its names follow transformers and peft's saved
+ * adapters: `weight`, `bias`, `lora_A.weight` [r, in], `lora_B.weight` [out, r].
  */
-export class LoraLinear extends Linear {
+export class LoraLinear extends Module {
+  readonly weight: tf.Variable<tf.Rank.R2>;
+  readonly bias?: tf.Variable<tf.Rank.R1>;
   private loraA?: tf.Variable<tf.Rank.R2>;
   private loraB?: tf.Variable<tf.Rank.R2>;
   private config?: LoraConfig;
@@ -123,6 +124,21 @@ export class LoraLinear extends Linear {
    * merge into F16 or BF16 storage loses the small delta to rounding.
    */
   storageDtype: WritableDtype = 'F32';
+
+  /**
+   * Creates the layer with W drawn from N(0, initStd^2) (transformers' BERT
+   * initialisation) and a zero bias. `initStd` 0 leaves W at zero, which
+   * skips the slow random draw when a checkpoint will overwrite it. `seed`
+   * makes the draw repeatable.
+   */
+  constructor(readonly inFeatures: number, readonly outFeatures: number, useBias = true, initStd = 0.02, seed?: number) {
+    super();
+    const weight = initStd > 0
+      ? tf.randomNormal([outFeatures, inFeatures], 0, initStd, 'float32', seed)
+      : tf.zeros([outFeatures, inFeatures]);
+    this.weight = this.addWeight('weight', weight as tf.Tensor2D);
+    if (useBias) this.bias = this.addWeight('bias', tf.zeros([outFeatures]) as tf.Tensor1D);
+  }
 
   /** The adapter settings, or undefined when no adapter is attached. */
   get lora(): Readonly<LoraConfig> | undefined {
@@ -159,7 +175,22 @@ export class LoraLinear extends Linear {
     this.weight.trainable = false;
   }
 
-  /** The update B A * alpha / r, [out, in]. */
+  /** Computes x W^T + b over the last axis of an input of any rank. */
+  private applyBase<T extends tf.Tensor>(x: T): T {
+    return tf.tidy(() => {
+      const shape = x.shape;
+      const last = shape[shape.length - 1];
+      if (last !== this.inFeatures) {
+        throw new Error(`LoraLinear expected last axis ${this.inFeatures}, got input of shape [${shape.join(', ')}]`);
+      }
+      const rows = tf.reshape(x, [-1, last]) as tf.Tensor2D; // [N, in]
+      let y: tf.Tensor2D = tf.matMul(rows, this.weight, false, true); // [N, out]
+      if (this.bias !== undefined) y = tf.add(y, this.bias);
+      return tf.reshape(y, [...shape.slice(0, -1), this.outFeatures]) as T;
+    });
+  }
+
+  /** Computes the update B A * alpha / r, [out, in]. */
   delta(): tf.Tensor2D {
     const adapter = this.requireAdapter('compute the delta of');
     return tf.tidy(() => tf.mul(tf.matMul(adapter.b, adapter.a), this.scaling) as tf.Tensor2D);
@@ -169,8 +200,8 @@ export class LoraLinear extends Linear {
    * Applies the layer; with an unmerged adapter it adds the low-rank update,
    * with dropout on the adapter's input when `training`.
    */
-  override apply<T extends tf.Tensor>(x: T, training = false, dropoutSeed?: number): T {
-    const base = super.apply(x);
+  apply<T extends tf.Tensor>(x: T, training = false, dropoutSeed?: number): T {
+    const base = this.applyBase(x);
     if (this.config === undefined || this.merged || this.loraA === undefined || this.loraB === undefined) return base;
     const a = this.loraA;
     const b = this.loraB;

@@ -176,6 +176,19 @@ describe('text encoder', () => {
     assert.strictEqual(withLora.total, record.total);
   });
 
+  it('repeats random weights for a seed', () => {
+    const first = new TransformerTextEncoder(textPreset('tiny'), { seed: 4 });
+    const second = new TransformerTextEncoder(textPreset('tiny'), { seed: 4 });
+    const secondWeights = second.namedWeights();
+    for (const [name, variable] of first.namedWeights()) {
+      assert.strictEqual(maxAbsDiff(variable, secondWeights.get(name) as tf.Variable), 0, name);
+    }
+    const query = first.namedWeights().get('encoder.layer.0.attention.self.query.weight') as tf.Variable;
+    assert.ok(tf.tidy(() => tf.max(tf.abs(query)).dataSync()[0]) > 0, 'weights are random, not zero');
+    first.dispose();
+    second.dispose();
+  });
+
   it('numbers RoBERTa positions from padding index plus one', () => {
     const encoder = new TransformerTextEncoder({ ...textPreset('tiny'), maxPositionEmbeddings: 10 });
     const ids = tf.tensor2d([[0, 5, 6, 2, 1, 1], [0, 7, 2, 1, 1, 1]], undefined, 'int32');

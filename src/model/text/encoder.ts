@@ -39,6 +39,12 @@ export interface TextForwardOptions extends EncoderForwardOptions {
 export interface TextBuildOptions {
   /** Seed of the initial weights and of the dropout masks (default 0). */
   seed?: number;
+  /**
+   * Draw random initial weights (default true). Loaders pass false because
+   * the draw runs in JavaScript and takes tens of seconds for a base-size
+   * model whose weights a checkpoint replaces anyway.
+   */
+  randomInit?: boolean;
   pooling?: TextPooling;
 }
 
@@ -60,6 +66,7 @@ export class Embedding extends Module {
   constructor(readonly rows: number, readonly width: number, initStd: number, seed: number, paddingRow?: number) {
     super();
     const initial = tf.tidy(() => {
+      if (initStd === 0) return tf.zeros([rows, width]) as tf.Tensor2D;
       const values = tf.randomNormal([rows, width], 0, initStd, 'float32', seed) as tf.Tensor2D;
       if (paddingRow === undefined) return values;
       // The padding row starts at zero, as torch's nn.Embedding(padding_idx) sets it.
@@ -103,15 +110,15 @@ export class TextEmbeddings extends Module {
   readonly tokenTypeEmbeddings: Embedding;
   readonly layerNorm: LayerNorm;
 
-  constructor(readonly config: TextEncoderConfig, seed: number) {
+  constructor(readonly config: TextEncoderConfig, seed: number, initStd: number) {
     super();
     const H = config.hiddenSize;
-    this.wordEmbeddings = this.addChild('word_embeddings', new Embedding(config.vocabSize, H, 0.02, seed, config.padTokenId));
+    this.wordEmbeddings = this.addChild('word_embeddings', new Embedding(config.vocabSize, H, initStd, seed, config.padTokenId));
     const positionPadding = config.modelType === 'roberta' ? config.padTokenId : undefined;
     this.positionEmbeddings = this.addChild(
-      'position_embeddings', new Embedding(config.maxPositionEmbeddings, H, 0.02, seed + 1, positionPadding),
+      'position_embeddings', new Embedding(config.maxPositionEmbeddings, H, initStd, seed + 1, positionPadding),
     );
-    this.tokenTypeEmbeddings = this.addChild('token_type_embeddings', new Embedding(config.typeVocabSize, H, 0.02, seed + 2));
+    this.tokenTypeEmbeddings = this.addChild('token_type_embeddings', new Embedding(config.typeVocabSize, H, initStd, seed + 2));
     this.layerNorm = this.addChild('LayerNorm', new LayerNorm(H, config.layerNormEps));
   }
 
@@ -151,17 +158,17 @@ export class TextLayer extends Module {
   readonly outputNorm: LayerNorm;
   private readonly headDim: number;
 
-  constructor(readonly config: TextEncoderConfig) {
+  constructor(readonly config: TextEncoderConfig, initStd: number, seed: number) {
     super();
     const H = config.hiddenSize;
     const I = config.intermediateSize;
-    this.query = this.addChild('attention.self.query', new LoraLinear(H, H));
-    this.key = this.addChild('attention.self.key', new LoraLinear(H, H));
-    this.value = this.addChild('attention.self.value', new LoraLinear(H, H));
-    this.attentionOutput = this.addChild('attention.output.dense', new LoraLinear(H, H));
+    this.query = this.addChild('attention.self.query', new LoraLinear(H, H, true, initStd, seed));
+    this.key = this.addChild('attention.self.key', new LoraLinear(H, H, true, initStd, seed + 1));
+    this.value = this.addChild('attention.self.value', new LoraLinear(H, H, true, initStd, seed + 2));
+    this.attentionOutput = this.addChild('attention.output.dense', new LoraLinear(H, H, true, initStd, seed + 3));
     this.attentionNorm = this.addChild('attention.output.LayerNorm', new LayerNorm(H, config.layerNormEps));
-    this.intermediate = this.addChild('intermediate.dense', new LoraLinear(H, I));
-    this.output = this.addChild('output.dense', new LoraLinear(I, H));
+    this.intermediate = this.addChild('intermediate.dense', new LoraLinear(H, I, true, initStd, seed + 4));
+    this.output = this.addChild('output.dense', new LoraLinear(I, H, true, initStd, seed + 5));
     this.outputNorm = this.addChild('output.LayerNorm', new LayerNorm(H, config.layerNormEps));
     this.headDim = H / config.numAttentionHeads;
   }
@@ -231,11 +238,15 @@ export class TransformerTextEncoder extends Module implements TextEncoder {
     this.pooling = options.pooling ?? 'masked-mean';
     checkPooling(this.pooling);
     this.rng = new Rng(seed);
-    this.embeddings = this.addChild('embeddings', new TextEmbeddings(config, seed));
+    // transformers initialises BERT-family weights from N(0, 0.02^2).
+    const initStd = (options.randomInit ?? true) ? 0.02 : 0;
+    this.embeddings = this.addChild('embeddings', new TextEmbeddings(config, seed, initStd));
     for (let index = 0; index < config.numHiddenLayers; index++) {
-      this.layers.push(this.addChild(`encoder.layer.${index}`, new TextLayer(config)));
+      this.layers.push(this.addChild(`encoder.layer.${index}`, new TextLayer(config, initStd, seed + 10 * (index + 1))));
     }
-    if (config.addPoolingLayer) this.pooler = this.addChild('pooler.dense', new LoraLinear(config.hiddenSize, config.hiddenSize));
+    if (config.addPoolingLayer) {
+      this.pooler = this.addChild('pooler.dense', new LoraLinear(config.hiddenSize, config.hiddenSize, true, initStd, seed + 5));
+    }
   }
 
   get width(): number {

@@ -181,7 +181,8 @@ export function loadTextEncoder(folder: string, options: LoadTextEncoderOptions 
     `loading ${config.modelType} encoder from ${folder}: ${config.numHiddenLayers} layers, width ${config.hiddenSize}, ` +
     `${files.length} weight file(s)${config.addPoolingLayer ? '' : ', no pooler'}`,
   );
-  const encoder = new TransformerTextEncoder(config, options);
+  const { strict: _strict, adapter: _adapter, ...buildOptions } = options;
+  const encoder = new TransformerTextEncoder(config, { ...buildOptions, randomInit: false });
   try {
     const report = loadWeightFiles(encoder, files, options.strict ?? false);
     log.info(`loaded ${report.loaded} tensors (${Object.entries(report.dtypes).map(([d, n]) => `${n} ${d}`).join(', ')})`);
