@@ -17,6 +17,7 @@ import json
 import os
 
 import numpy as np
+import pandas as pd
 import pydicom
 from PIL import Image
 from pydicom.dataset import Dataset, FileMetaDataset
@@ -215,7 +216,12 @@ def main() -> None:
         'displayGrid': [round(float(v), 9) for v in grid.ravel()],
         'displayMean': float(display.mean())})
 
+    # The CheXpert-labeler example table as pandas reads it (blank cells become None).
+    labeled = pd.read_csv(os.path.join(OUT, 'chexpert_labeled_reports.csv'), dtype=str, keep_default_na=False)
+    chexpert_table = {'header': list(labeled.columns), 'rows': labeled.values.tolist()}
+
     expected = {
+        'chexpertTable': chexpert_table,
         'eightBit': eight_bit,
         'sixteenBit': sixteen,
         'dicomReal': dicom_real,
