@@ -108,26 +108,47 @@ export class RetrievalIndex {
 
   /** Returns the [queries, size] cosine scores as float32, row-major. */
   scores(queries: EmbeddingMatrix): { values: Float32Array; rows: number } {
-    const query = normalisedRows(queries, 'queries');
-    if (query.dim !== this.dim) {
-      throw new Error(`RetrievalIndex: queries have dimension ${query.dim} but the gallery has ${this.dim}; ` +
-        'embed queries and gallery into the same space');
-    }
-    const queryTensor = tf.tensor2d(query.values, [query.rows, query.dim]);
-    const galleryTensor = tf.tensor2d(this.vectors, [this.size, this.dim]);
-    const product = tf.matMul(queryTensor, galleryTensor, false, true);
-    const values = product.dataSync() as Float32Array;
-    tf.dispose([queryTensor, galleryTensor, product]);
+    const query = this.normalisedQueries(queries);
+    const values = new Float32Array(query.rows * this.size);
+    this.forEachScoreRow(query, (q, row) => values.set(row, q * this.size));
     return { values, rows: query.rows };
   }
 
   /** Returns the first `k` distinct ids for each query, ordered by score and then by the tie rule. */
   search(queries: EmbeddingMatrix, k = 10): RankedItem[][] {
     checkK(k);
-    const { values, rows } = this.scores(queries);
     const results: RankedItem[][] = [];
-    for (let q = 0; q < rows; q++) results.push(this.topK(values.subarray(q * this.size, (q + 1) * this.size), k));
+    this.forEachScoreRow(this.normalisedQueries(queries), (_, row) => results.push(this.topK(row, k)));
     return results;
+  }
+
+  private normalisedQueries(queries: EmbeddingMatrix): { values: Float32Array; rows: number; dim: number } {
+    const query = normalisedRows(queries, 'queries');
+    if (query.dim !== this.dim) {
+      throw new Error(`RetrievalIndex: queries have dimension ${query.dim} but the gallery has ${this.dim}; ` +
+        'embed queries and gallery into the same space');
+    }
+    return query;
+  }
+
+  /**
+   * Scores normalised queries in blocks, so the score matrix on the backend
+   * stays at most QUERY_BLOCK x size, and hands each query's row to `visit`.
+   */
+  private forEachScoreRow(query: { values: Float32Array; rows: number }, visit: (q: number, row: Float32Array) => void): void {
+    const gallery = tf.tensor2d(this.vectors, [this.size, this.dim]);
+    try {
+      for (let first = 0; first < query.rows; first += QUERY_BLOCK) {
+        const count = Math.min(QUERY_BLOCK, query.rows - first);
+        const block = tf.tensor2d(query.values.subarray(first * this.dim, (first + count) * this.dim), [count, this.dim]);
+        const product = tf.matMul(block, gallery, false, true);
+        const values = product.dataSync() as Float32Array;
+        tf.dispose([block, product]);
+        for (let q = 0; q < count; q++) visit(first + q, values.subarray(q * this.size, (q + 1) * this.size));
+      }
+    } finally {
+      gallery.dispose();
+    }
   }
 
   /**
@@ -137,7 +158,8 @@ export class RetrievalIndex {
    */
   evaluate(queries: EmbeddingMatrix, relevant: (string | string[])[], ks: number[] = [1, 5, 10]): RetrievalReport {
     ks.forEach(checkK);
-    const { values, rows } = this.scores(queries);
+    const query = this.normalisedQueries(queries);
+    const rows = query.rows;
     if (relevant.length !== rows) {
       throw new Error(`RetrievalIndex.evaluate: ${relevant.length} relevance entries for ${rows} queries; expected one per query`);
     }
@@ -145,40 +167,68 @@ export class RetrievalIndex {
     for (const k of ks) hits[k] = 0;
     const firstRelevantRank: number[] = [];
     let apSum = 0;
-    for (let q = 0; q < rows; q++) {
+    this.forEachScoreRow(query, (q, row) => {
       const relevantIds = Array.isArray(relevant[q]) ? (relevant[q] as string[]) : [relevant[q] as string];
-      const ranks = this.ranksOf(values.subarray(q * this.size, (q + 1) * this.size), relevantIds, q);
+      const ranks = this.ranksOf(row, relevantIds, q);
       const first = ranks[0];
       firstRelevantRank.push(first);
       for (const k of ks) if (first <= k) hits[k]++;
       apSum += averagePrecisionFromRanks(ranks);
-    }
+    });
     const recallAtK: Record<number, number> = {};
     for (const k of ks) recallAtK[k] = hits[k] / rows;
-    const distinct = new Set(this.ids).size;
+    const distinct = this.grouping().groups.length;
     return { recallAtK, meanAveragePrecision: apSum / rows, queries: rows, galleryIds: distinct, firstRelevantRank };
   }
 
-  /** Best entry per id: its highest score, the earliest index among equal scores. */
-  private bestEntries(scores: Float32Array): Map<string, number> {
-    const best = new Map<string, number>();
-    for (let i = 0; i < this.size; i++) {
-      const key = this.key(i);
-      const current = best.get(key);
-      if (current === undefined || scores[i] > scores[current]) best.set(key, i);
+  /** Gallery indexes grouped by distinct key (modality and id), in first-appearance order; built on first use. */
+  private groupCache?: { groups: number[][]; byId: Map<string, number[]>; repeated: boolean };
+
+  private grouping(): { groups: number[][]; byId: Map<string, number[]>; repeated: boolean } {
+    if (this.groupCache === undefined) {
+      const groupOfKey = new Map<string, number>();
+      const groups: number[][] = [];
+      const byId = new Map<string, number[]>();
+      for (let i = 0; i < this.size; i++) {
+        // Ids of different modalities never collide in a merged gallery.
+        const key = `${this.modalities[i]}\u0000${this.ids[i]}`;
+        let group = groupOfKey.get(key);
+        if (group === undefined) {
+          group = groups.length;
+          groupOfKey.set(key, group);
+          groups.push([]);
+          byId.set(this.ids[i], [...(byId.get(this.ids[i]) ?? []), group]);
+        }
+        groups[group].push(i);
+      }
+      this.groupCache = { groups, byId, repeated: groups.length < this.size };
     }
+    return this.groupCache;
+  }
+
+  /** Best entry of each distinct key: its highest score, the earliest index among equal scores. */
+  private bestEntries(scores: Float32Array): Int32Array {
+    const { groups, repeated } = this.grouping();
+    const best = new Int32Array(groups.length);
+    groups.forEach((members, g) => {
+      let chosen = members[0];
+      if (repeated) for (const i of members) if (scores[i] > scores[chosen]) chosen = i;
+      best[g] = chosen;
+    });
     return best;
   }
 
-  /** Distinct-id key: ids of different modalities never collide in a merged gallery. */
-  private key(i: number): string {
-    return `${this.modalities[i]}\u0000${this.ids[i]}`;
-  }
-
+  /** Selects the first k distinct entries by the tie rule in one pass over the gallery. */
   private topK(scores: Float32Array, k: number): RankedItem[] {
-    const entries = [...this.bestEntries(scores).values()];
-    entries.sort((a, b) => compareEntries(scores, a, b));
-    return entries.slice(0, k).map((i, position) => ({
+    const top: number[] = [];
+    for (const entry of this.bestEntries(scores)) {
+      if (top.length === k && compareEntries(scores, entry, top[k - 1]) > 0) continue;
+      let position = top.length;
+      while (position > 0 && compareEntries(scores, entry, top[position - 1]) < 0) position--;
+      top.splice(position, 0, entry);
+      if (top.length > k) top.pop();
+    }
+    return top.map((i, position) => ({
       rank: position + 1,
       id: this.ids[i],
       modality: this.modalities[i],
@@ -189,20 +239,22 @@ export class RetrievalIndex {
 
   /** Sorted 1-based ranks, over distinct ids, of the relevant ids. */
   private ranksOf(scores: Float32Array, relevantIds: string[], query: number): number[] {
+    const { byId } = this.grouping();
     const best = this.bestEntries(scores);
-    const relevantEntries = new Set<number>();
+    const relevantGroups = new Set<number>();
     for (const id of relevantIds) {
       // A merged gallery can hold the same id once per modality, and each of those entries is relevant.
-      const matches = [...best.values()].filter((index) => this.ids[index] === id);
-      if (matches.length === 0) {
+      const groups = byId.get(id);
+      if (groups === undefined) {
         throw new Error(`RetrievalIndex.evaluate: relevant id ${JSON.stringify(id)} of query ${query} is not in the gallery`);
       }
-      for (const index of matches) relevantEntries.add(index);
+      for (const group of groups) relevantGroups.add(group);
     }
     const ranks: number[] = [];
-    for (const target of relevantEntries) {
+    for (const group of relevantGroups) {
+      const target = best[group];
       let before = 0;
-      for (const entry of best.values()) if (compareEntries(scores, entry, target) < 0) before++;
+      for (const entry of best) if (compareEntries(scores, entry, target) < 0) before++;
       ranks.push(before + 1);
     }
     return ranks.sort((a, b) => a - b);
@@ -264,6 +316,9 @@ export class RetrievalIndex {
 }
 
 const INDEX_FORMAT = 'more-ts.retrieval-index';
+
+/** Queries scored per matrix product, which bounds the score block to QUERY_BLOCK x gallery size floats. */
+const QUERY_BLOCK = 256;
 
 interface IndexMetadata {
   format: string;

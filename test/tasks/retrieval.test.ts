@@ -134,6 +134,21 @@ describe('tasks/retrieval', () => {
     });
   });
 
+  describe('query blocks', () => {
+    it('scores more queries than one block holds', () => {
+      const gallery = Array.from({ length: 300 }, (_, i) => Array.from({ length: 8 }, (_, j) => Math.sin(i * 7.3 + j * 1.9)));
+      const ids = gallery.map((_, i) => `g${i}`);
+      const index = RetrievalIndex.fromEmbeddings(ids, gallery, 'ecg');
+      const report = index.evaluate(gallery, ids);
+      assert.equal(report.recallAtK[1], 1);
+      const ranked = index.search(gallery, 1);
+      assert.equal(ranked.length, 300);
+      assert.equal(ranked[299][0].id, 'g299');
+      const { values } = index.scores(gallery);
+      assert.ok(Math.abs(values[299 * 300 + 299] - 1) < 1e-6, 'self-similarity of the last query');
+    });
+  });
+
   describe('benchmark', () => {
     it('runs all five directions', () => {
       const merged = fixture.merged;
