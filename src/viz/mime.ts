@@ -426,7 +426,7 @@ function validateResult(value: unknown, index: number, previousScore: number | u
   if (!MODALITIES.includes(modality)) {
     fail(`${field}.modality`, `must be one of ${MODALITIES.join(', ')}, got ${describeValue(result.modality)}`);
   }
-  if (result[required[modality]] === undefined) fail(`${field}.${required[modality]}`, `is required for a ${modality} result`);
+  if (result[required[modality]] === undefined) fail(`${field}.${required[modality]}`, `is required for ${modality} results`);
   return score;
 }
 
