@@ -27,10 +27,11 @@ import { Rng, RngState } from '../util/rng';
 import { AdamW, AdamWState, NamedVariable } from './optim';
 import { CosineAnnealingWarmRestarts, CosineWarmRestartsState } from './schedule';
 import {
-  disposeCheckpoint, loadCheckpointFolder, LoadedCheckpoint, readCheckpointIndex, resolveCheckpoint, saveCheckpoint,
+  disposeTrainingCheckpoint, loadTrainingCheckpoint, LoadedTrainingCheckpoint, readCheckpointIndex, resolveTrainingCheckpoint, saveTrainingCheckpoint,
 } from './train/checkpoint';
 
 export * from './train/checkpoint';
+export * from './train/more';
 
 const log = getLogger('tasks.train');
 
@@ -390,8 +391,8 @@ class TrainingRun<B> {
 
   private resume(runDir: string): void {
     if (readCheckpointIndex(runDir).latest === null) return;
-    const folder = resolveCheckpoint(runDir, 'latest') as string;
-    const checkpoint: LoadedCheckpoint<TrainerState> = loadCheckpointFolder<TrainerState>(folder);
+    const folder = resolveTrainingCheckpoint(runDir, 'latest') as string;
+    const checkpoint: LoadedTrainingCheckpoint<TrainerState> = loadTrainingCheckpoint<TrainerState>(folder);
     try {
       const saved = checkpoint.trainer;
       if (saved.format !== 'more-ts-trainer' || saved.version !== 1) {
@@ -412,7 +413,7 @@ class TrainingRun<B> {
       this.state = { ...saved, history: [...saved.history] };
       log.info(`resumed from ${folder}: epoch ${saved.epoch}, batch ${saved.batchInEpoch}, ${saved.optimizerSteps} optimiser steps`);
     } finally {
-      disposeCheckpoint(checkpoint);
+      disposeTrainingCheckpoint(checkpoint);
     }
   }
 
@@ -601,7 +602,7 @@ class TrainingRun<B> {
     const optimizerState: AdamWState = this.optimizer.getState();
     try {
       const name = `step-${String(this.state.optimizerSteps).padStart(8, '0')}`;
-      await saveCheckpoint(runDir, name, {
+      await saveTrainingCheckpoint(runDir, name, {
         weights: this.model.namedWeights(), optimizer: optimizerState, trainer: this.state,
       }, roles, { delayMs: this.settings.checkpointWriteDelayMs });
       log.debug(`checkpoint ${name} written (${[roles.best ? 'best' : '', roles.keep ? 'kept' : ''].filter(Boolean).join(', ') || 'latest'})`);

@@ -5,7 +5,7 @@ import * as os from 'os';
 import * as path from 'path';
 
 import { tf } from '../../src/backend';
-import { fit, loadCheckpointFolder, readCheckpointIndex, TrainerState } from '../../src/tasks/train';
+import { fit, loadTrainingCheckpoint, readCheckpointIndex, TrainerState } from '../../src/tasks/train';
 import { Rng } from '../../src/util/rng';
 import { KILL_RUN_OPTIONS, killRunData, killRunModel } from './train-kill-setup';
 
@@ -87,7 +87,7 @@ async function runChild(runDir: string, kill?: { mode: 'time' | 'write'; delayMs
 function checkLatestCheckpoint(runDir: string, attempt: number): number {
   const index = readCheckpointIndex(runDir);
   if (index.latest === null) return 0;
-  const checkpoint = loadCheckpointFolder<TrainerState>(path.join(runDir, index.latest));
+  const checkpoint = loadTrainingCheckpoint<TrainerState>(path.join(runDir, index.latest));
   const steps = checkpoint.trainer.optimizerSteps;
   assert.strictEqual(index.latest, `step-${String(steps).padStart(8, '0')}`, `kill ${attempt}: folder name and trainer state`);
   assert.strictEqual(checkpoint.optimizer.step, steps, `kill ${attempt}: optimiser step count`);

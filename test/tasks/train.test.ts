@@ -5,7 +5,7 @@ import * as path from 'path';
 
 import { tf } from '../../src/backend';
 import {
-  BatchContext, BatchRecord, fit, loadCheckpointFolder, readCheckpointIndex, resolveCheckpoint, TrainableModel,
+  BatchContext, BatchRecord, fit, loadTrainingCheckpoint, readCheckpointIndex, resolveTrainingCheckpoint, TrainableModel,
   TrainerState, TrainingDivergedError, TrainOptions,
 } from '../../src/tasks/train';
 import { clearInterrupt, requestInterrupt } from '../../src/util/interrupt';
@@ -145,7 +145,7 @@ describe('tasks/train fit', () => {
     const folders = fs.readdirSync(runDir).filter((name) => name.startsWith('step-')).sort();
     assert.deepStrictEqual(folders, [...new Set([index.best as string, 'step-00000004', 'step-00000006'])].sort());
 
-    const latest = loadCheckpointFolder<TrainerState>(resolveCheckpoint(runDir, 'latest') as string);
+    const latest = loadTrainingCheckpoint<TrainerState>(resolveTrainingCheckpoint(runDir, 'latest') as string);
     assert.strictEqual(latest.trainer.epoch, 3);
     assert.strictEqual(latest.trainer.optimizerSteps, 6);
     assert.strictEqual(latest.optimizer.step, 6);

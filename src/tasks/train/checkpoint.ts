@@ -28,10 +28,10 @@ import { AdamWState } from '../optim';
 
 const log = getLogger('tasks.train.checkpoint');
 
-export const CHECKPOINT_INDEX = 'checkpoints.json';
-export const MODEL_FILE = 'model.safetensors';
-export const OPTIMIZER_FILE = 'optimizer.safetensors';
-export const TRAINER_FILE = 'trainer.json';
+export const TRAINING_CHECKPOINT_INDEX = 'checkpoints.json';
+export const TRAINING_MODEL_FILE = 'model.safetensors';
+export const TRAINING_OPTIMIZER_FILE = 'optimizer.safetensors';
+export const TRAINING_STATE_FILE = 'trainer.json';
 
 /** `checkpoints.json`: folder names (relative to the run folder) by role. */
 export interface CheckpointIndex {
@@ -51,8 +51,8 @@ export interface CheckpointRoles {
   keep?: boolean;
 }
 
-/** One checkpoint read back; the caller disposes the tensors (see {@link disposeCheckpoint}). */
-export interface LoadedCheckpoint<S> {
+/** One checkpoint read back; the caller disposes the tensors (see {@link disposeTrainingCheckpoint}). */
+export interface LoadedTrainingCheckpoint<S> {
   folder: string;
   weights: Map<string, tf.Tensor>;
   optimizer: AdamWState;
@@ -60,7 +60,7 @@ export interface LoadedCheckpoint<S> {
 }
 
 /** Test hook: a pause after each file of a checkpoint, so a test can kill the writer mid-write. */
-export interface CheckpointWriteOptions {
+export interface TrainingCheckpointWriteOptions {
   delayMs?: number;
 }
 
@@ -70,7 +70,7 @@ function emptyIndex(): CheckpointIndex {
 
 /** Reads `checkpoints.json` of a run folder; a folder without one has no checkpoints. */
 export function readCheckpointIndex(runDir: string): CheckpointIndex {
-  const file = path.join(runDir, CHECKPOINT_INDEX);
+  const file = path.join(runDir, TRAINING_CHECKPOINT_INDEX);
   if (!fs.existsSync(file)) return emptyIndex();
   let parsed: unknown;
   try {
@@ -125,12 +125,12 @@ function pause(ms: number | undefined): Promise<void> {
  * says so), then removes folders no role names any more. The tensors stay
  * owned by the caller.
  */
-export async function saveCheckpoint(
+export async function saveTrainingCheckpoint(
   runDir: string,
   name: string,
   content: { weights: Map<string, tf.Tensor>; optimizer: AdamWState; trainer: object },
   roles: CheckpointRoles = {},
-  options: CheckpointWriteOptions = {},
+  options: TrainingCheckpointWriteOptions = {},
 ): Promise<void> {
   if (!/^[A-Za-z0-9_.-]+$/.test(name) || name.startsWith('.')) {
     throw new Error(`Invalid checkpoint name "${name}": expected letters, digits, '_', '-' or '.', not starting with '.'`);
@@ -142,16 +142,16 @@ export async function saveCheckpoint(
   try {
     const weights: Record<string, TensorToWrite> = {};
     for (const [weightName, tensor] of content.weights) weights[weightName] = await tensorToWrite(tensor, weightName);
-    writeFlushed(path.join(temporary, MODEL_FILE), encodeSafetensors(weights, { format: 'pt' }));
+    writeFlushed(path.join(temporary, TRAINING_MODEL_FILE), encodeSafetensors(weights, { format: 'pt' }));
     await pause(options.delayMs);
 
     const { tensors, ...hyper } = content.optimizer;
     const moments: Record<string, TensorToWrite> = {};
     for (const [momentName, tensor] of Object.entries(tensors)) moments[momentName] = await tensorToWrite(tensor, momentName);
-    writeFlushed(path.join(temporary, OPTIMIZER_FILE), encodeSafetensors(moments, { adamw: JSON.stringify(hyper) }));
+    writeFlushed(path.join(temporary, TRAINING_OPTIMIZER_FILE), encodeSafetensors(moments, { adamw: JSON.stringify(hyper) }));
     await pause(options.delayMs);
 
-    writeFlushed(path.join(temporary, TRAINER_FILE), `${JSON.stringify(content.trainer, null, 1)}\n`);
+    writeFlushed(path.join(temporary, TRAINING_STATE_FILE), `${JSON.stringify(content.trainer, null, 1)}\n`);
     fsyncDirectory(temporary);
     await pause(options.delayMs);
 
@@ -172,7 +172,7 @@ export async function saveCheckpoint(
     index.latest = name;
     if (roles.best === true) index.best = name;
     if (roles.keep === true && !index.kept.includes(name)) index.kept.push(name);
-    writeFileAtomic(path.join(runDir, CHECKPOINT_INDEX), `${JSON.stringify(index, null, 1)}\n`);
+    writeFileAtomic(path.join(runDir, TRAINING_CHECKPOINT_INDEX), `${JSON.stringify(index, null, 1)}\n`);
   } catch (error) {
     fs.rmSync(temporary, { recursive: true, force: true });
     throw error;
@@ -206,7 +206,7 @@ function processAlive(pid: number): boolean {
 }
 
 /** Resolves a role (`latest`, `best`) or a folder name to a checkpoint folder, or null when the role is unset. */
-export function resolveCheckpoint(runDir: string, which: 'latest' | 'best' | string): string | null {
+export function resolveTrainingCheckpoint(runDir: string, which: 'latest' | 'best' | string): string | null {
   if (which === 'latest' || which === 'best') {
     const name = readCheckpointIndex(runDir)[which];
     return name === null ? null : path.join(runDir, name);
@@ -215,13 +215,13 @@ export function resolveCheckpoint(runDir: string, which: 'latest' | 'best' | str
 }
 
 /** Reads a checkpoint folder: weights, optimiser state and the trainer state JSON. */
-export function loadCheckpointFolder<S>(folder: string): LoadedCheckpoint<S> {
-  for (const file of [MODEL_FILE, OPTIMIZER_FILE, TRAINER_FILE]) {
+export function loadTrainingCheckpoint<S>(folder: string): LoadedTrainingCheckpoint<S> {
+  for (const file of [TRAINING_MODEL_FILE, TRAINING_OPTIMIZER_FILE, TRAINING_STATE_FILE]) {
     if (!fs.existsSync(path.join(folder, file))) {
       throw new Error(`Checkpoint ${folder} is incomplete: ${file} not found`);
     }
   }
-  const trainerFile = path.join(folder, TRAINER_FILE);
+  const trainerFile = path.join(folder, TRAINING_STATE_FILE);
   let trainer: S;
   try {
     trainer = JSON.parse(fs.readFileSync(trainerFile, 'utf8')) as S;
@@ -229,12 +229,12 @@ export function loadCheckpointFolder<S>(folder: string): LoadedCheckpoint<S> {
     throw new Error(`${trainerFile}: invalid JSON (${(error as Error).message})`);
   }
 
-  const optimizerFile = path.join(folder, OPTIMIZER_FILE);
+  const optimizerFile = path.join(folder, TRAINING_OPTIMIZER_FILE);
   const optimizerRead = readSafetensors(optimizerFile);
   const hyperText = optimizerRead.metadata.adamw;
   if (hyperText === undefined) throw new Error(`${optimizerFile}: metadata "adamw" not found; not a more-ts optimiser state`);
   const hyper = JSON.parse(hyperText) as Omit<AdamWState, 'tensors'>;
-  const weightsRead = readSafetensors(path.join(folder, MODEL_FILE));
+  const weightsRead = readSafetensors(path.join(folder, TRAINING_MODEL_FILE));
 
   const weights = new Map<string, tf.Tensor>();
   for (const [name, decoded] of weightsRead.tensors) weights.set(name, tf.tensor(decoded.data, decoded.shape, 'float32'));
@@ -243,7 +243,7 @@ export function loadCheckpointFolder<S>(folder: string): LoadedCheckpoint<S> {
   return { folder, weights, optimizer: { ...hyper, tensors }, trainer };
 }
 
-export function disposeCheckpoint(checkpoint: LoadedCheckpoint<unknown>): void {
+export function disposeTrainingCheckpoint(checkpoint: LoadedTrainingCheckpoint<unknown>): void {
   tf.dispose([...checkpoint.weights.values()]);
   tf.dispose(Object.values(checkpoint.optimizer.tensors));
 }
