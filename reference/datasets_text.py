@@ -26,8 +26,9 @@ from transformers import PreTrainedTokenizerFast
 
 OUT = Path("test/fixtures/datasets/text")
 
+# Column order of CheXpert's train.csv.
 CHEXPERT_LABELS = [
-    "No Finding", "Enlarged Cardiomediastinum", "Cardiomegaly", "Lung Lesion", "Lung Opacity", "Edema",
+    "No Finding", "Enlarged Cardiomediastinum", "Cardiomegaly", "Lung Opacity", "Lung Lesion", "Edema",
     "Consolidation", "Pneumonia", "Atelectasis", "Pneumothorax", "Pleural Effusion", "Pleural Other",
     "Fracture", "Support Devices",
 ]

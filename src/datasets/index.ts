@@ -5,3 +5,5 @@ export * from './wfdb';
 export * from './ecg';
 export * from './reports';
 export * from './tokenizer';
+export * from './ptbxl';
+export * from './mimic_ecg';

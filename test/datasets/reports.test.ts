@@ -56,6 +56,7 @@ describe('datasets/reports', () => {
 
     it('rejects an invalid label value', () => {
       assert.throws(() => chexpertLabelNote({ Edema: 2 }), /Invalid CheXpert value 2 for "Edema"/);
+      assert.throws(() => chexpertLabelNote({ Effusion: 1 }), /Invalid CheXpert observation "Effusion"/);
     });
   });
 
