@@ -161,7 +161,7 @@ export interface EcgStyle {
 }
 
 /**
- * Draws the chosen leads one lane each, traces scaled to each lead's own range. `relevance` holds one row
+ * Draws the chosen leads one lane each, traces scaled to each lead's own range. `relevance` has one row
  * shared by all leads or one row per lead; value i of a row shades samples floor(i*T/R) to floor((i+1)*T/R).
  * The whole map is scaled to [0, 1] by its global minimum and maximum so leads stay comparable.
  */

@@ -94,8 +94,11 @@ function ecgCanvas(ecg: EcgSignal, kind: 'small' | 'full', themed: HTMLElement, 
     className: kind === 'small' ? 'more-ts-ecg-thumbnail' : 'more-ts-ecg-canvas',
     attributes: { role: 'img', 'aria-label': kind === 'small' ? 'ECG thumbnail' : 'ECG leads' },
   });
-  const leadII = ecg.leads.indexOf('II');
-  const leadIndices = kind === 'small' ? [leadII >= 0 ? leadII : 0] : ecg.leads.map((_, i) => i);
+  let leadIndices = ecg.leads.map((_, i) => i);
+  if (kind === 'small') {
+    const leadII = ecg.leads.indexOf('II');
+    leadIndices = [Math.max(0, leadII)];
+  }
   const draw = (): void =>
     drawEcg(canvas, ecg, leadIndices, null, {
       width: kind === 'small' ? 2 * THUMBNAIL_SIDE : 640,

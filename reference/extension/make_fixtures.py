@@ -1,7 +1,7 @@
 """Writes the saved MIME bundles and their expected values for the JupyterLab extension tests.
 
-Inputs are real public samples: an NIH ChestX-ray14 radiograph, PTB-XL ECG records and Indiana
-University chest X-ray reports. Pillow encodes and resizes the images, wfdb reads the ECGs and
+Inputs are real public samples: NIH ChestX-ray14 radiographs, PTB-XL ECG records with their report
+text, and the example reports of the CheXpert labeler (MIT licence). Pillow encodes and resizes the images, wfdb reads the ECGs and
 scikit-learn computes the retrieval scores; the relevance maps are seeded Gaussian bumps whose peaks
 numpy locates. The outputs are small JSON files under test/fixtures/extension/.
 
@@ -9,10 +9,10 @@ Run: .venv/bin/python reference/extension/make_fixtures.py [--data /work/shared/
 """
 
 import argparse
+import csv
 import base64
 import io
 import json
-import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import numpy as np
@@ -63,10 +63,14 @@ def argmin_2d(values: np.ndarray) -> dict:
     return {"row": int(row), "col": int(col)}
 
 
-def read_report(path: Path) -> str:
-    sections = {node.get("Label"): (node.text or "") for node in ET.parse(path).iter("AbstractText")}
-    parts = [sections.get("FINDINGS", ""), sections.get("IMPRESSION", "")]
-    return " ".join(part.strip() for part in parts if part.strip())
+def read_labeled_reports(data: Path) -> list:
+    with open(data / "labels/chexpert_format/labeled_reports.csv", newline="") as file:
+        return [" ".join(row["Reports"].split()) for row in csv.DictReader(file)]
+
+
+def read_ptbxl_reports(data: Path) -> dict:
+    with open(data / "ecg/ptbxl/ptbxl_database.csv", newline="", encoding="utf-8") as file:
+        return {int(float(row["ecg_id"])): " ".join(row["report"].split()) for row in csv.DictReader(file)}
 
 
 def read_ecg(record: Path, keep_every: int = 1) -> dict:
@@ -88,7 +92,7 @@ def build_explanation(data: Path, rng: np.random.Generator) -> tuple:
         "Effusion": bump_2d(PATCH_GRID, PATCH_GRID, (6, 6), rng),
     }
 
-    text = read_report(data / "reports/iu_xray/ecgen-radiology/2.xml")
+    text = read_labeled_reports(data)[1]
     words = text.split(" ")
     tokens = [words[0]] + [" " + word for word in words[1:]]
     hovered = next(i for i, token in enumerate(tokens) if "cardiomegaly" in token.lower())
@@ -109,7 +113,7 @@ def build_explanation(data: Path, rng: np.random.Generator) -> tuple:
 
     bundle = {
         "version": 1,
-        "title": "Explanation of NIH 00000001_002 with IU report 2 and PTB-XL 00001",
+        "title": "Explanation of NIH 00000001_002 with CheXpert-labeler report 2 and PTB-XL 00001",
         "similarity": similarity,
         "classNames": CLASS_NAMES,
         "xray": {
@@ -170,22 +174,29 @@ def build_retrieval(data: Path, rng: np.random.Generator) -> tuple:
         else:
             encoded = {"encoding": "png", "width": THUMBNAIL_SIDE, "height": THUMBNAIL_SIDE, "data": png_base64(image)}
         items.append({"id": f"nih/{name}", "modality": "xray", "label": f"{name}.png", "xray": encoded})
-    for record in ["00002_lr", "00003_lr"]:
+    ptbxl_reports = read_ptbxl_reports(data)
+    for ecg_id in [2, 3]:
+        record = f"{ecg_id:05d}_lr"
         # Every 4th sample of the 100 Hz record: 250 samples at 25 Hz are enough for a thumbnail.
         ecg = read_ecg(data / "ecg/ptbxl/records100/00000" / record, keep_every=4)
-        items.append({"id": f"ptbxl/{record}", "modality": "ecg", "label": record, "ecg": ecg})
-    for number in ["1", "5"]:
-        text = read_report(data / f"reports/iu_xray/ecgen-radiology/{number}.xml")
-        items.append({"id": f"iu/{number}", "modality": "report", "label": f"IU report {number}", "reportExcerpt": text[:240]})
+        items.append({"id": f"ptbxl/{record}", "modality": "ecg", "label": record, "ecg": ecg,
+                      "reportExcerpt": ptbxl_reports[ecg_id]})
+    labeled = read_labeled_reports(data)
+    for number in [1, 3]:
+        items.append({"id": f"chexpert-labeler/{number}", "modality": "report", "label": f"CheXpert labeler report {number}",
+                      "reportExcerpt": labeled[number - 1]})
 
-    query_text = "Borderline cardiomegaly. Enlarged pulmonary arteries."
+    query_text = "Cardiomegaly with a left pleural effusion."
     query = rng.standard_normal(16)
     embeddings = rng.standard_normal((len(items), 16)) + 0.8 * query
-    # Two items share one embedding so their scores tie exactly.
-    embeddings[4] = embeddings[1]
-    scores = cosine_similarity(query[None, :], embeddings)[0]
-    if scores[4] != scores[1]:
-        raise RuntimeError(f"the tied items scored {scores[1]!r} and {scores[4]!r}, expected equal scores")
+    # The 6th best item takes over the embedding of the 3rd best, so both stay in the top 6 with tied scores.
+    first_order = np.argsort(-cosine_similarity(query[None, :], embeddings)[0], kind="stable")
+    tie_source, tie_copy = int(first_order[2]), int(first_order[5])
+    embeddings[tie_copy] = embeddings[tie_source]
+    # One call per item: a matrix product may sum identical rows in different orders and break the tie.
+    scores = np.array([cosine_similarity(query[None, :], row[None, :])[0, 0] for row in embeddings])
+    if scores[tie_copy] != scores[tie_source]:
+        raise RuntimeError(f"the tied items scored {scores[tie_source]!r} and {scores[tie_copy]!r}, expected equal scores")
 
     # Descending score, equal scores by ascending id.
     order = sorted(range(len(items)), key=lambda i: (-scores[i], items[i]["id"]))[:6]
@@ -198,11 +209,10 @@ def build_retrieval(data: Path, rng: np.random.Generator) -> tuple:
         "tieRule": "equal scores are ordered by ascending id",
         "results": results,
     }
-    tied = [items[1]["id"], items[4]["id"]]
     expected = {
         "ids": [items[i]["id"] for i in order],
         "scores": [float(scores[i]) for i in order],
-        "tiedIds": tied if all(t in [items[i]["id"] for i in order] for t in tied) else [],
+        "tiedIds": sorted([items[tie_source]["id"], items[tie_copy]["id"]]),
         "queryText": query_text,
     }
     return bundle, expected

@@ -62,7 +62,7 @@ function readJson(file) {
   }
 }
 
-/** Reports whether the venv holds the labextension built from the current sources. */
+/** Reports whether the venv contains the labextension built from the current sources. */
 function isInstalledBuildCurrent() {
   const stamp = readJson(stampPath);
   const installed = readJson(installedPackage);

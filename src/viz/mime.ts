@@ -45,7 +45,7 @@ export interface TokenRelevance<T> {
  * The X-ray part of an explanation.
  *
  * Relevance values are finite numbers where larger means more relevant; the view scales each map linearly
- * from its minimum to its maximum. With `relevanceLayout` `patch` every map holds `patchGrid.rows *
+ * from its minimum to its maximum. With `relevanceLayout` `patch` every map has `patchGrid.rows *
  * patchGrid.cols` values in row-major order (one per ViT patch), and with `pixel` it has `image.width *
  * image.height` values.
  */

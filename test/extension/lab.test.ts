@@ -1,7 +1,7 @@
 /**
- * The extension in a real JupyterLab server and headless Chromium: notebooks with saved outputs of both
- * MIME types render without a kernel, the views react to their controls, hostile text stays text, and a
- * notebook saved by JupyterLab shows the same views after a server restart.
+ * The extension in a real JupyterLab server and headless Chromium. Notebooks with saved outputs of both
+ * MIME types render without a kernel and the views react to their controls. Hostile text stays text, and
+ * a notebook saved by JupyterLab shows the same views after a server restart.
  *
  * Expected values come from reference/extension/make_fixtures.py (numpy locates the relevance peaks,
  * scikit-learn scores and ranks the retrieval results, Pillow gives the X-ray's mean brightness).
@@ -132,7 +132,7 @@ async function openNotebook(page: Page, lab: LabServer, workspace: string, name:
   // A fresh workspace name per visit, so JupyterLab restores no other notebook next to this one.
   await page.goto(lab.url(`/lab/workspaces/${workspace}/tree/${name}?reset`));
   await page.waitForSelector('.jp-Notebook', { timeout: 90_000 });
-  // Without a kernel spec JupyterLab asks for a kernel once the session starts; "No Kernel" closes it.
+  // Without a kernel spec JupyterLab opens a kernel selection dialog once the session starts. "No Kernel" closes it.
   const noKernel = page.locator('.jp-Dialog button', { hasText: 'No Kernel' });
   try {
     await noKernel.waitFor({ state: 'visible', timeout: 20_000 });
@@ -449,7 +449,8 @@ describe('JupyterLab extension in Chromium', function () {
       cells: { outputs?: { data: Record<string, unknown> }[] }[];
     };
     const savedTypes = saved.cells.flatMap((cell) => (cell.outputs ?? []).flatMap((output) => Object.keys(output.data)));
-    assert.ok(savedTypes.includes(EXPLANATION_MIME_TYPE) && savedTypes.includes(RETRIEVAL_MIME_TYPE), 'both bundles saved');
+    assert.ok(savedTypes.includes(EXPLANATION_MIME_TYPE), 'the explanation bundle was saved');
+    assert.ok(savedTypes.includes(RETRIEVAL_MIME_TYPE), 'the retrieval bundle was saved');
 
     await page.close({ runBeforeUnload: false });
     await lab.stop();

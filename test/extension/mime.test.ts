@@ -82,9 +82,9 @@ describe('viz/mime bundle contract', () => {
     ['unknown query modality', (b) => (b.query = { modality: 'audio' }), 'query.modality', /one of xray, ecg, report/],
     ['rank gap', (b) => (b.results[2].rank = 4), 'results[2].rank', /must be 3/],
     ['rising score', (b) => (b.results[3].score = 0.99), 'results[3].score', /must not exceed the score of rank 3/],
-    ['missing thumbnail', (b) => delete b.results[2].xray, 'results[2].xray', /required for xray results/],
+    ['missing thumbnail', (b) => delete b.results[3].xray, 'results[3].xray', /required for xray results/],
     ['missing excerpt', (b) => delete b.results[0].reportExcerpt, 'results[0].reportExcerpt', /required for report results/],
-    ['repeated id', (b) => (b.results[1].id = b.results[0].id), 'results', /repeat the id "iu\/5"/],
+    ['repeated id', (b) => (b.results[1].id = b.results[0].id), 'results', /repeat the id "chexpert-labeler\/3"/],
     ['bad ECG thumbnail', (b) => b.results[5].ecg.leads.pop(), 'results[5].ecg.signals', /one row per lead \(11\), got 12/],
   ];
   for (const [name, mutate, field, detail] of retrievalCases) {
