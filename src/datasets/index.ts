@@ -7,3 +7,6 @@ export * from './reports';
 export * from './tokenizer';
 export * from './ptbxl';
 export * from './mimic_ecg';
+export * from './xray';
+export * from './cxr';
+export * from './pipeline';
