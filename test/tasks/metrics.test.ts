@@ -150,6 +150,21 @@ describe('tasks/metrics', () => {
     });
   });
 
+  describe('masked uncertain labels', () => {
+    it('leaves masked -1 labels out', () => {
+      const yTrue = [[1], [-1], [0], [1], [0]];
+      const yScore = [[0.9], [0.1], [0.3], [0.4], [0.5]];
+      const mask = [[true], [false], [true], [true], [true]];
+      const report = multilabelAuroc(yTrue, yScore, { mask });
+      assert.equal(report.perLabel[0].value, rocAuc([1, 0, 1, 0], [0.9, 0.3, 0.4, 0.5]).value);
+      assert.equal(report.perLabel[0].positives + report.perLabel[0].negatives, 4);
+    });
+
+    it('rejects an unmasked -1 label', () => {
+      assert.throws(() => multilabelAuroc([[1], [-1], [0]], [[0.2], [0.4], [0.6]]), /yTrue\[1\] is -1/);
+    });
+  });
+
   describe('input validation', () => {
     it('rejects labels other than 0 and 1', () => {
       assert.throws(() => rocAuc([0, -1, 1], [0.1, 0.2, 0.3]), /yTrue\[1\] is -1; expected 0 or 1/);

@@ -44,6 +44,20 @@ describe('tasks/retrieval', () => {
       for (let run = 0; run < 5; run++) assert.equal(JSON.stringify(index.search([[1, 0, 0]], 4)), first);
     });
 
+    it('gives the same order on the JavaScript CPU backend', async () => {
+      const index = RetrievalIndex.fromEmbeddings(['a', 'b', 'c', 'd'], tiedGallery, 'xray');
+      const [native] = index.search([[1, 0, 0]], 4);
+      const previous = tf.getBackend();
+      await tf.setBackend('cpu');
+      try {
+        const [cpu] = index.search([[1, 0, 0]], 4);
+        assert.deepEqual(cpu.map((item) => item.id), native.map((item) => item.id));
+        assert.equal(cpu[0].score, cpu[1].score, 'a and b tie on the cpu backend too');
+      } finally {
+        await tf.setBackend(previous);
+      }
+    });
+
     it('follows insertion order when the tied items swap', () => {
       const swapped = [tiedGallery[1], tiedGallery[0], tiedGallery[2], tiedGallery[3]];
       const index = RetrievalIndex.fromEmbeddings(['b', 'a', 'c', 'd'], swapped, 'xray');
