@@ -5,6 +5,9 @@
  * backend. `MORE_TS_BACKEND` forces one choice; a forced choice that cannot
  * load is an error, never a silent fallback. The choice is logged once.
  */
+import * as fs from 'fs';
+import * as path from 'path';
+
 import * as tf from '@tensorflow/tfjs';
 
 import { getLogger } from '../util/log';
@@ -53,9 +56,30 @@ function errorText(error: unknown): string {
   return text.split('\n')[0];
 }
 
+/** Path of the package's compiled addon, or undefined when the set-up did not build it. */
+function builtAddon(packageName: string): string | undefined {
+  let root: string;
+  try {
+    root = path.dirname(require.resolve(`${packageName}/package.json`));
+  } catch {
+    return undefined;
+  }
+  const lib = path.join(root, 'lib');
+  if (!fs.existsSync(lib)) return undefined;
+  for (const folder of fs.readdirSync(lib)) {
+    const addon = path.join(lib, folder, 'tfjs_binding.node');
+    if (fs.existsSync(addon)) return addon;
+  }
+  return undefined;
+}
+
 async function tryNative(packageName: '@tensorflow/tfjs-node' | '@tensorflow/tfjs-node-gpu', wantGpu: boolean): Promise<string> {
-  // Loading the package registers the `tensorflow` backend and loads the addon,
-  // which throws when the addon was not built.
+  // Loading a package registers its kernels under the `tensorflow` backend
+  // name, so a package whose addon is missing is never loaded: that would
+  // leave a half-registered backend behind for the next route.
+  if (builtAddon(packageName) === undefined) {
+    throw new Error(`${packageName} has no compiled addon (the set-up builds it; run npm ci)`);
+  }
   require(packageName);
   if (!(await tf.setBackend('tensorflow'))) {
     throw new Error(`${packageName} loaded but the tensorflow backend failed to initialise`);

@@ -1,0 +1,72 @@
+/**
+ * `npm start`: runs the main job on the shipped samples and prints its
+ * figures as a table. Options scale the run up, for example
+ * `npm start -- --epochs 20 --batch-size 64 --text-model /path/to/RoBERTa-base-PM-M3`.
+ */
+import { parseArgs } from 'util';
+
+import { ECG_REPORT_STYLES, type EcgReportStyle } from './ecg_samples';
+import { runMainJob, type MainJobSummary } from './main';
+import { formatSummaryTable } from './table';
+
+const USAGE = `usage: npm start -- [options]
+  --out DIR               run folder (default runs/<UTC time>)
+  --data DIR              sample data folder (default data/samples)
+  --text-model DIR        Hugging Face BERT/RoBERTa folder (default all-MiniLM-L6-v2 from the set-up)
+  --ecg-reports STYLE     statements (English, from SCP statements) or free-text (PTB-XL reports)
+  --epochs N              pre-training epochs (default 6)
+  --batch-size N          samples per batch (default 32)
+  --lr X                  peak learning rate (default 3e-4)
+  --max-text-length N     tokens per report (default 64)
+  --probe-epochs N        linear-probe epochs (default 30)
+  --seed N                random seed (default 0)
+  --no-notebook           skip the executed report notebook`;
+
+function positiveInteger(name: string, value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  const number = Number(value);
+  if (!Number.isInteger(number) || number < 1) throw new Error(`Invalid --${name} "${value}": expected a positive integer`);
+  return number;
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      out: { type: 'string' }, data: { type: 'string' }, 'text-model': { type: 'string' },
+      'ecg-reports': { type: 'string' }, epochs: { type: 'string' }, 'batch-size': { type: 'string' },
+      lr: { type: 'string' }, 'max-text-length': { type: 'string' }, 'probe-epochs': { type: 'string' },
+      seed: { type: 'string' }, 'no-notebook': { type: 'boolean' }, help: { type: 'boolean' },
+    },
+  });
+  if (values.help) {
+    console.log(USAGE);
+    return;
+  }
+  const style = values['ecg-reports'];
+  if (style !== undefined && !(ECG_REPORT_STYLES as readonly string[]).includes(style)) {
+    throw new Error(`Invalid --ecg-reports "${style}": expected one of ${ECG_REPORT_STYLES.join(', ')}`);
+  }
+  const lr = values.lr === undefined ? undefined : Number(values.lr);
+  if (lr !== undefined && !(lr > 0)) throw new Error(`Invalid --lr "${values.lr}": expected a positive number`);
+  const seed = values.seed === undefined ? undefined : Number(values.seed);
+  if (seed !== undefined && !Number.isInteger(seed)) throw new Error(`Invalid --seed "${values.seed}": expected an integer`);
+
+  const summary: MainJobSummary = await runMainJob({
+    outDir: values.out,
+    dataRoot: values.data,
+    textModel: values['text-model'],
+    ecgReportStyle: style as EcgReportStyle | undefined,
+    epochs: positiveInteger('epochs', values.epochs),
+    batchSize: positiveInteger('batch-size', values['batch-size']),
+    lr,
+    maxTextLength: positiveInteger('max-text-length', values['max-text-length']),
+    probeEpochs: positiveInteger('probe-epochs', values['probe-epochs']),
+    seed,
+  });
+  console.log(formatSummaryTable(summary));
+}
+
+main().catch((error: unknown) => {
+  console.error(`more-ts main job failed: ${error instanceof Error ? error.message : String(error)}`);
+  process.exit(1);
+});

