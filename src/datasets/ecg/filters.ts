@@ -49,6 +49,38 @@ export function firwinKaiser(numTaps: number, cutoff: number, beta: number): Flo
   return taps;
 }
 
+/** Polyphase filter and its offsets for one (up, down) pair, as `resample_poly` lays them out. */
+interface ResamplingPlan {
+  filter: Float64Array;
+  preRemove: number;
+}
+
+const planCache = new Map<string, ResamplingPlan>();
+
+function resamplingPlan(up: number, down: number, inputLength: number, outputLength: number): ResamplingPlan {
+  const key = `${up}/${down}/${inputLength}`;
+  const cached = planCache.get(key);
+  if (cached !== undefined) return cached;
+
+  const maxRate = Math.max(up, down);
+  const halfLength = 10 * maxRate;
+  const design = firwinKaiser(2 * halfLength + 1, 1 / maxRate, 5.0);
+  // Pad the filter in front so that output samples land on the filter centre,
+  // and behind until the full convolution covers every kept output sample.
+  const prePad = down - (halfLength % down);
+  const preRemove = Math.floor((halfLength + prePad) / down);
+  let postPad = 0;
+  const fullLength = (filterLength: number) => Math.floor(((inputLength - 1) * up + filterLength - 1) / down) + 1;
+  while (fullLength(design.length + prePad + postPad) < outputLength + preRemove) postPad++;
+  const filter = new Float64Array(prePad + design.length + postPad);
+  for (let i = 0; i < design.length; i++) filter[prePad + i] = design[i] * up;
+
+  const plan = { filter, preRemove };
+  if (planCache.size > 64) planCache.clear();
+  planCache.set(key, plan);
+  return plan;
+}
+
 /**
  * Resamples `x` by the rational factor `up / down` with a polyphase FIR filter,
  * as `scipy.signal.resample_poly(x, up, down)` with its default window and
@@ -61,34 +93,23 @@ export function resamplePoly(x: ArrayLike<number>, up: number, down: number): Fl
   const divisor = gcd(up, down);
   up /= divisor;
   down /= divisor;
-  const inputLength = x.length;
-  if (up === 1 && down === 1) return Float64Array.from(x);
+  const input = x instanceof Float64Array ? x : Float64Array.from(x);
+  const inputLength = input.length;
+  if (up === 1 && down === 1) return input.slice();
 
   const outputLength = Math.ceil((inputLength * up) / down);
-  const maxRate = Math.max(up, down);
-  const halfLength = 10 * maxRate;
-  const design = firwinKaiser(2 * halfLength + 1, 1 / maxRate, 5.0);
+  const { filter, preRemove } = resamplingPlan(up, down, inputLength, outputLength);
+  const taps = filter.length;
 
-  // Pad the filter in front so that output samples land on the filter centre,
-  // and behind until the full convolution covers every kept output sample.
-  const prePad = down - (halfLength % down);
-  const preRemove = Math.floor((halfLength + prePad) / down);
-  let postPad = 0;
-  const fullLength = (filterLength: number) => Math.floor(((inputLength - 1) * up + filterLength - 1) / down) + 1;
-  while (fullLength(design.length + prePad + postPad) < outputLength + preRemove) postPad++;
-  const filter = new Float64Array(prePad + design.length + postPad);
-  for (let i = 0; i < design.length; i++) filter[prePad + i] = design[i] * up;
-
-  // y[m] = sum_j filter[j] * upsampled[m * down - j], where upsampled[k * up] = x[k] and 0 elsewhere.
+  // y[m] = sum_j filter[j] * upsampled[p - j] with p = (m + preRemove) * down, where
+  // upsampled[k * up] = x[k] and 0 elsewhere: only taps j = p - k * up contribute.
   const y = new Float64Array(outputLength);
   for (let m = 0; m < outputLength; m++) {
     const position = (m + preRemove) * down;
+    const kHigh = Math.min(inputLength - 1, Math.floor(position / up));
+    const kLow = Math.max(0, Math.ceil((position - taps + 1) / up));
     let accumulator = 0;
-    for (let j = position % up; j < filter.length; j += up) {
-      const k = (position - j) / up;
-      if (k < 0) break;
-      if (k < inputLength) accumulator += filter[j] * x[k];
-    }
+    for (let k = kHigh, j = position - kHigh * up; k >= kLow; k--, j += up) accumulator += filter[j] * input[k];
     y[m] = accumulator;
   }
   return y;
@@ -108,21 +129,37 @@ export function medianFilter(x: ArrayLike<number>, kernel: number): Float64Array
   const valueAt = (i: number): number => (i >= 0 && i < n ? x[i] : 0);
 
   // A sorted copy of the current window, updated by one removal and one insertion per step.
-  const window: number[] = [];
-  for (let i = -half; i <= half; i++) window.push(valueAt(i));
-  window.sort((a, b) => a - b);
+  const window = new Float64Array(kernel);
+  for (let i = -half; i <= half; i++) window[i + half] = valueAt(i);
+  window.sort();
 
   const out = new Float64Array(n);
   for (let i = 0; i < n; i++) {
     out[i] = window[half];
     if (i + 1 === n) break;
-    removeSorted(window, valueAt(i - half));
-    insertSorted(window, valueAt(i + half + 1));
+    replaceSorted(window, valueAt(i - half), valueAt(i + half + 1));
   }
   return out;
 }
 
-function lowerBound(sorted: number[], value: number): number {
+/** Removes one copy of `outgoing` from the sorted `window` and inserts `incoming`, keeping it sorted. */
+function replaceSorted(window: Float64Array, outgoing: number, incoming: number): void {
+  let at = lowerBound(window, outgoing);
+  if (incoming >= outgoing) {
+    while (at + 1 < window.length && window[at + 1] < incoming) {
+      window[at] = window[at + 1];
+      at++;
+    }
+  } else {
+    while (at > 0 && window[at - 1] > incoming) {
+      window[at] = window[at - 1];
+      at--;
+    }
+  }
+  window[at] = incoming;
+}
+
+function lowerBound(sorted: Float64Array, value: number): number {
   let low = 0;
   let high = sorted.length;
   while (low < high) {
@@ -131,12 +168,4 @@ function lowerBound(sorted: number[], value: number): number {
     else high = middle;
   }
   return low;
-}
-
-function removeSorted(sorted: number[], value: number): void {
-  sorted.splice(lowerBound(sorted, value), 1);
-}
-
-function insertSorted(sorted: number[], value: number): void {
-  sorted.splice(lowerBound(sorted, value), 0, value);
 }
