@@ -67,6 +67,8 @@ interface CanvasPixels {
 }
 
 const ARTIFACTS = join(REPO_ROOT, 'artifacts', 'extension');
+// One relevance value short of one per token, and its title tries to inject markup into the error text.
+const INVALID_EXPLANATION = { version: 1, title: '<b>broken</b>', report: { tokens: ['No', ' effusion'], relevance: [0.5] } };
 const EXPLANATION = '.more-ts-explanation-output';
 const RETRIEVAL = '.more-ts-retrieval-output';
 // Colours of relevance 1 and 0 on the scale in extension/src/draw.ts.
@@ -143,7 +145,7 @@ async function openNotebook(page: Page, lab: LabServer, workspace: string, name:
   try {
     await page.locator('.jp-Dialog').waitFor({ state: 'detached', timeout: 10_000 });
   } catch (error) {
-    await page.screenshot({ path: '/tmp/dialog.png' });
+    await page.screenshot({ path: join(ARTIFACTS, 'dialog-left-open.png') });
     throw error;
   }
 }
@@ -208,6 +210,7 @@ describe('JupyterLab extension in Chromium', function () {
     writeNotebook(join(home.root, 'hostile.ipynb'), [
       { mimeType: EXPLANATION_MIME_TYPE, bundle: readFixture('hostile-explanation.json'), source: 'explain(hostile)' },
       { mimeType: RETRIEVAL_MIME_TYPE, bundle: readFixture('hostile-retrieval.json'), source: 'retrieve(hostile, 6)' },
+      { mimeType: EXPLANATION_MIME_TYPE, bundle: INVALID_EXPLANATION, source: 'explain(broken)' },
     ]);
     lab = await startLab(home);
     ({ context, blocked } = await launchBrowser(home));
@@ -420,18 +423,28 @@ describe('JupyterLab extension in Chromium', function () {
     for (const summary of await page.locator(`${RETRIEVAL} .more-ts-result-summary`).all()) await summary.click();
     await page.waitForTimeout(1000);
 
-    const report = await page.locator(`${EXPLANATION} .more-ts-report`).textContent();
+    const valid = page.locator(EXPLANATION).first();
+    const report = await valid.locator('.more-ts-report').textContent();
     for (const text of expected.hostileText) assert.ok(report?.includes(text), `report shows ${text} literally`);
     const retrieval = (await page.locator(RETRIEVAL).textContent()) ?? '';
     assert.ok(retrieval.includes('<script>alert(3)</script> query'), 'query text is literal');
     assert.ok(retrieval.includes('<img src=x onerror=alert(4)>.png'), 'labels are literal');
     assert.ok(retrieval.includes('<script>alert(7)</script><img src=x onerror=alert(8)>'), 'excerpts are literal');
-    const title = await page.locator(`${EXPLANATION} .more-ts-title`).textContent();
+    const title = await valid.locator('.more-ts-title').textContent();
     assert.equal(title, '<img src=x onerror=alert(5)> title');
     const injected = await page.locator('.more-ts-output img, .more-ts-output script, .more-ts-output b').count();
     assert.equal(injected, 0, 'no element was created from bundle text');
     assert.deepEqual(dialogs.slice(before), [], 'no dialog opened');
-    await page.locator(EXPLANATION).screenshot({ path: join(ARTIFACTS, 'hostile-explanation.png') });
+    await valid.screenshot({ path: join(ARTIFACTS, 'hostile-explanation.png') });
+    await page.locator(RETRIEVAL).screenshot({ path: join(ARTIFACTS, 'retrieval-expanded.png') });
+  });
+
+  it('shows an invalid bundle as an error', async () => {
+    const error = await page.locator(`${EXPLANATION} .more-ts-error`).textContent();
+    assert.equal(
+      error,
+      `Cannot render ${EXPLANATION_MIME_TYPE}: invalid explanation bundle: report.relevance must have 2 values, got 1`,
+    );
   });
 
   it('reopens a saved notebook after restart', async () => {
