@@ -182,9 +182,9 @@ export class RetrievalIndex {
   }
 
   /** Gallery indexes grouped by distinct key (modality and id), in first-appearance order; built on first use. */
-  private groupCache?: { groups: number[][]; byId: Map<string, number[]>; repeated: boolean };
+  private groupCache?: { groups: number[][]; byId: Map<string, number[]>; repeated: boolean; identity: Int32Array };
 
-  private grouping(): { groups: number[][]; byId: Map<string, number[]>; repeated: boolean } {
+  private grouping(): { groups: number[][]; byId: Map<string, number[]>; repeated: boolean; identity: Int32Array } {
     if (this.groupCache === undefined) {
       const groupOfKey = new Map<string, number>();
       const groups: number[][] = [];
@@ -201,18 +201,21 @@ export class RetrievalIndex {
         }
         groups[group].push(i);
       }
-      this.groupCache = { groups, byId, repeated: groups.length < this.size };
+      const identity = Int32Array.from({ length: this.size }, (_, i) => i);
+      this.groupCache = { groups, byId, repeated: groups.length < this.size, identity };
     }
     return this.groupCache;
   }
 
   /** Best entry of each distinct key: its highest score, the earliest index among equal scores. */
   private bestEntries(scores: Float32Array): Int32Array {
-    const { groups, repeated } = this.grouping();
+    const { groups, repeated, identity } = this.grouping();
+    // Without repeated ids every entry is its own best one, so the shared identity array serves.
+    if (!repeated) return identity;
     const best = new Int32Array(groups.length);
     groups.forEach((members, g) => {
       let chosen = members[0];
-      if (repeated) for (const i of members) if (scores[i] > scores[chosen]) chosen = i;
+      for (const i of members) if (scores[i] > scores[chosen]) chosen = i;
       best[g] = chosen;
     });
     return best;
@@ -253,8 +256,13 @@ export class RetrievalIndex {
     const ranks: number[] = [];
     for (const group of relevantGroups) {
       const target = best[group];
+      const targetScore = scores[target];
       let before = 0;
-      for (const entry of best) if (compareEntries(scores, entry, target) < 0) before++;
+      // Entries ahead of the target under the tie rule: a higher score, or an equal score at a lower index.
+      for (let k = 0; k < best.length; k++) {
+        const score = scores[best[k]];
+        if (score > targetScore || (score === targetScore && best[k] < target)) before++;
+      }
       ranks.push(before + 1);
     }
     return ranks.sort((a, b) => a - b);
