@@ -19,6 +19,31 @@ def unit(x):
     return x / np.linalg.norm(x, axis=-1, keepdims=True)
 
 
+def ecg_case(rng):
+    """Build PTB-XL-style multi-hot labels, reduce them by the priority NORM > STTC > MI > HYP > CD, and score both ways."""
+    classes = ['NORM', 'MI', 'STTC', 'CD', 'HYP']
+    priority = ['NORM', 'STTC', 'MI', 'HYP', 'CD']
+    labels = (rng.random((60, 5)) < [0.35, 0.25, 0.25, 0.2, 0.15]).astype(int)
+    labels[:3] = 0  # records without a superclass are left out of the single-label figures
+    scores = np.round(rng.normal(size=(60, 5)) + 0.8 * labels, 2)
+    single = []
+    for row in labels:
+        chosen = next((classes.index(name) for name in priority if row[classes.index(name)] == 1), -1)
+        single.append(chosen)
+    single = np.array(single)
+    kept = single >= 0
+    one_hot = np.eye(5, dtype=int)[single[kept]]
+    return {
+        'classes': classes,
+        'labels': labels.tolist(),
+        'scores': scores.tolist(),
+        'singleLabel': single.tolist(),
+        'multiLabelAuroc': [float(roc_auc_score(labels[:, c], scores[:, c])) for c in range(5)],
+        'singleLabelAuroc': [float(roc_auc_score(one_hot[:, c], scores[kept, c])) for c in range(5)],
+        'singleLabelAccuracy': float((scores[kept].argmax(axis=1) == single[kept]).mean()),
+    }
+
+
 def main():
     rng = np.random.default_rng(5)
     samples_count, dim = 40, 12
@@ -51,6 +76,7 @@ def main():
 
     fixture = {
         'generator': 'reference/eval_zeroshot.py',
+        'ecg': ecg_case(rng),
         'classes': classes,
         'samples': samples.tolist(),
         'prompts': {name: value.tolist() for name, value in prompts.items()},

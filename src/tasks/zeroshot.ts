@@ -14,7 +14,7 @@ import * as tf from '@tensorflow/tfjs';
 
 import type { MoreModelApi } from '../model/types';
 import { getLogger } from '../util/log';
-import { type MultilabelReport, multilabelAuroc } from './metrics';
+import { type MultilabelReport, accuracy, argmaxRows, multilabelAuroc } from './metrics';
 import { type PromptPair, promptPair } from './prompts';
 import type { EmbeddingMatrix } from './retrieval';
 
@@ -178,6 +178,42 @@ export function singleLabelByPriority(row: ArrayLike<number>, classes: readonly 
 
 /** The reference's PTB-XL priority for reducing a record to one superclass. */
 export const PTBXL_LABEL_PRIORITY = ['NORM', 'STTC', 'MI', 'HYP', 'CD'] as const;
+
+/** ECG zero-shot figures in both of the reference's readings. */
+export interface EcgZeroShotEvaluation {
+  /** AUROC against the multi-hot superclass labels. */
+  multiLabel: ZeroShotEvaluation;
+  /** AUROC and argmax accuracy after reducing each record to one superclass by priority. */
+  singleLabel: { auroc: MultilabelReport; accuracy: number; records: number };
+  /** Records left out of the single-label figures because no superclass is positive. */
+  withoutLabel: number;
+}
+
+/**
+ * Scores ECG zero-shot predictions as the reference does, one label per
+ * record chosen by `priority`, and also against the multi-hot labels.
+ * `classes` names the columns of `scores` and `labels`.
+ */
+export function evaluateEcgZeroShot(
+  scores: number[][], labels: ArrayLike<number>[], classes: string[], priority: readonly string[] = PTBXL_LABEL_PRIORITY,
+): EcgZeroShotEvaluation {
+  const multiLabel = evaluateZeroShot(scores, labels, classes);
+  const single = labels.map((row) => singleLabelByPriority(row, classes, priority));
+  const kept = single.flatMap((label, i) => (label >= 0 ? [i] : []));
+  if (kept.length === 0) throw new Error('evaluateEcgZeroShot: no record has a positive superclass');
+  const keptScores = kept.map((i) => scores[i]);
+  const keptLabels = kept.map((i) => single[i]);
+  const oneHot = keptLabels.map((label) => classes.map((_, c) => (c === label ? 1 : 0)));
+  return {
+    multiLabel,
+    singleLabel: {
+      auroc: multilabelAuroc(oneHot, keptScores, { labels: classes }),
+      accuracy: accuracy(keptLabels, argmaxRows(keptScores)),
+      records: kept.length,
+    },
+    withoutLabel: labels.length - kept.length,
+  };
+}
 
 /** Embeds every class's prompts with one call to `encode` and splits the result per class. */
 export async function embedPromptSets(

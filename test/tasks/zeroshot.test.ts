@@ -22,6 +22,7 @@ import {
   modelPromptEncoder,
   embedPromptPairs,
   embedPromptSets,
+  evaluateEcgZeroShot,
   evaluateZeroShot,
   pairedPromptProbabilities,
   singleLabelByPriority,
@@ -186,6 +187,21 @@ describe('tasks/zeroshot', () => {
     }, { NORM: 'Normal ECG', MI: 'Myocardial Infarction' });
     assert.deepEqual(seen, ['Normal ECG', 'Abnormal ECG', 'Myocardial Infarction', 'no Myocardial Infarction']);
     assert.equal(pairs.NORM.negative, 'Abnormal ECG');
+  });
+
+  it('scores ECG zero-shot both ways like scikit-learn', () => {
+    const data = fixture.ecg;
+    const result = evaluateEcgZeroShot(data.scores, data.labels, data.classes);
+    result.multiLabel.auroc.perLabel.forEach((entry, c) => {
+      assert.ok(Math.abs((entry.value as number) - data.multiLabelAuroc[c]) < 1e-9, `multi-label ${entry.label}`);
+    });
+    result.singleLabel.auroc.perLabel.forEach((entry, c) => {
+      assert.ok(Math.abs((entry.value as number) - data.singleLabelAuroc[c]) < 1e-9, `single-label ${entry.label}`);
+    });
+    assert.ok(Math.abs(result.singleLabel.accuracy - data.singleLabelAccuracy) < 1e-12, 'accuracy');
+    const withoutLabel = (data.singleLabel as number[]).filter((label) => label < 0).length;
+    assert.equal(result.withoutLabel, withoutLabel);
+    assert.equal(result.singleLabel.records, data.labels.length - withoutLabel);
   });
 
   it('reduces PTB-XL labels by priority', () => {
