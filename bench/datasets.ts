@@ -6,7 +6,8 @@
  * `wfdb.rdsamp`, both returning float64 physical values) over every record in
  * test/fixtures/datasets/ecg/records, and 500 Hz 12-lead records preprocessed
  * per second (`preprocessEcg` against scipy.signal's resample_poly and
- * medfilt). Each line ends in `ratio=X`, ours over the reference's throughput.
+ * medfilt), and X-ray images preprocessed per second (bench/datasets_xray.ts).
+ * Each line ends in `ratio=X`, ours over the reference's throughput.
  * Run with `npm run bench:datasets`.
  */
 import { spawnSync } from 'child_process';
@@ -15,6 +16,7 @@ import * as path from 'path';
 
 import { preprocessEcg } from '../src/datasets/ecg';
 import { readWfdbRecordSync, selectTwelveLeads } from '../src/datasets/wfdb';
+import { xrayPreprocessFigure } from './datasets_xray';
 
 const RECORDS = path.resolve(__dirname, '..', 'test', 'fixtures', 'datasets', 'ecg', 'records');
 const MIN_SECONDS = 3;
@@ -77,3 +79,4 @@ function main(): void {
 }
 
 main();
+void xrayPreprocessFigure().then((line) => process.stdout.write(`${line}\n`));

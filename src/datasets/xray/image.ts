@@ -90,7 +90,7 @@ export async function decodeImageBuffer(buffer: Buffer, source: string): Promise
     const { data, info } = await sharp(buffer, { failOn: 'error' }).raw().toBuffer({ resolveWithObject: true });
     const bytes = new Uint8Array(data.buffer, data.byteOffset, data.length);
     let gray: Uint8Array;
-    if (info.channels === 1) gray = Uint8Array.from(bytes);
+    if (info.channels === 1) gray = bytes;
     else if (info.channels === 2) gray = pickFirstChannel8(bytes, info.channels);
     else gray = rgbToGray8(bytes, info.width, info.height, info.channels);
     return { width: info.width, height: info.height, data: gray };

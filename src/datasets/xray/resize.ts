@@ -66,7 +66,58 @@ function toFixedPoint(weights: Float64Array): Int32Array {
 function clip8(sum: number): number {
   if (sum >= 2 ** (PRECISION_BITS + 8)) return 255;
   if (sum <= 0) return 0;
-  return Math.floor(sum / 2 ** PRECISION_BITS);
+  return sum >> PRECISION_BITS;
+}
+
+/**
+ * Filters `rowCount` rows of `src` (starting at row `firstRow`) along x. The
+ * int32 sums cannot overflow: at most 2^21 + 255 * 2^22 plus rounding slack.
+ */
+function filterRows8(
+  src: Uint8Array, width: number, firstRow: number, rowCount: number, outWidth: number, coefficients: FilterCoefficients,
+): Uint8Array {
+  const fixed = toFixedPoint(coefficients.weights);
+  const { bounds, kernelSize } = coefficients;
+  const out = new Uint8Array(outWidth * rowCount);
+  const half = 1 << (PRECISION_BITS - 1);
+  for (let y = 0; y < rowCount; y++) {
+    const srcRow = (y + firstRow) * width;
+    const outRow = y * outWidth;
+    for (let x = 0; x < outWidth; x++) {
+      const start = srcRow + bounds[x * 2];
+      const taps = bounds[x * 2 + 1];
+      const base = x * kernelSize;
+      let sum = half;
+      for (let t = 0; t < taps; t++) sum = (sum + src[start + t] * fixed[base + t]) | 0;
+      out[outRow + x] = clip8(sum);
+    }
+  }
+  return out;
+}
+
+/** Filters along y: output row y mixes source rows `bounds[2y] - firstRow` onwards. */
+function filterColumns8(
+  rows: Uint8Array, rowWidth: number, firstRow: number, outHeight: number, coefficients: FilterCoefficients,
+): Uint8Array {
+  const fixed = toFixedPoint(coefficients.weights);
+  const { bounds, kernelSize } = coefficients;
+  const out = new Uint8Array(rowWidth * outHeight);
+  const sums = new Int32Array(rowWidth);
+  const half = 1 << (PRECISION_BITS - 1);
+  for (let y = 0; y < outHeight; y++) {
+    const start = bounds[y * 2] - firstRow;
+    const taps = bounds[y * 2 + 1];
+    sums.fill(half);
+    // Row by row, so the inner loop reads memory in order.
+    for (let t = 0; t < taps; t++) {
+      const weight = fixed[y * kernelSize + t];
+      const offset = (start + t) * rowWidth;
+      for (let x = 0; x < rowWidth; x++) sums[x] = (sums[x] + rows[offset + x] * weight) | 0;
+    }
+    const outRow = y * rowWidth;
+    for (let x = 0; x < rowWidth; x++) out[outRow + x] = clip8(sums[x]);
+  }
+  return out;
 }
 
 /** Resizes an 8-bit image exactly as Pillow's bilinear resize of a mode 'L' image. */
@@ -75,44 +126,14 @@ export function resizeBilinear8(src: Uint8Array, width: number, height: number, 
   const vertical = computeCoefficients(height, outHeight);
   const needHorizontal = outWidth !== width;
   const needVertical = outHeight !== height;
+  if (!needHorizontal && !needVertical) return Uint8Array.from(src);
+  if (!needHorizontal) return filterColumns8(src, width, 0, outHeight, vertical);
   // Pillow only filters the source rows that the vertical pass reads.
-  const firstRow = needHorizontal ? vertical.bounds[0] : 0;
-  const lastRow = needHorizontal ? vertical.bounds[outHeight * 2 - 2] + vertical.bounds[outHeight * 2 - 1] : height;
-  let rows = src;
-  let rowCount = height;
-  if (needHorizontal) {
-    const fixed = toFixedPoint(horizontal.weights);
-    const k = horizontal.kernelSize;
-    rowCount = lastRow - firstRow;
-    rows = new Uint8Array(outWidth * rowCount);
-    const half = 2 ** (PRECISION_BITS - 1);
-    for (let y = 0; y < rowCount; y++) {
-      const srcRow = (y + firstRow) * width;
-      for (let x = 0; x < outWidth; x++) {
-        const start = horizontal.bounds[x * 2];
-        const taps = horizontal.bounds[x * 2 + 1];
-        let sum = half;
-        for (let t = 0; t < taps; t++) sum += src[srcRow + start + t] * fixed[x * k + t];
-        rows[y * outWidth + x] = clip8(sum);
-      }
-    }
-  }
-  if (!needVertical) return needHorizontal ? rows : Uint8Array.from(src);
-  const rowWidth = needHorizontal ? outWidth : width;
-  const fixed = toFixedPoint(vertical.weights);
-  const k = vertical.kernelSize;
-  const out = new Uint8Array(rowWidth * outHeight);
-  const half = 2 ** (PRECISION_BITS - 1);
-  for (let y = 0; y < outHeight; y++) {
-    const start = vertical.bounds[y * 2] - firstRow;
-    const taps = vertical.bounds[y * 2 + 1];
-    for (let x = 0; x < rowWidth; x++) {
-      let sum = half;
-      for (let t = 0; t < taps; t++) sum += rows[(start + t) * rowWidth + x] * fixed[y * k + t];
-      out[y * rowWidth + x] = clip8(sum);
-    }
-  }
-  return out;
+  const firstRow = vertical.bounds[0];
+  const lastRow = vertical.bounds[outHeight * 2 - 2] + vertical.bounds[outHeight * 2 - 1];
+  const rows = filterRows8(src, width, firstRow, lastRow - firstRow, outWidth, horizontal);
+  if (!needVertical) return rows;
+  return filterColumns8(rows, outWidth, firstRow, outHeight, vertical);
 }
 
 /** Resizes a real-valued image as Pillow's bilinear resize of a mode 'F' image (float32 between passes). */
