@@ -472,8 +472,9 @@ class TrainingRun<B> {
 
   private accumulate(gradients: tf.NamedTensorMap): void {
     for (const { name, variable } of this.trainables) {
+      // Variables the loss does not reach get no gradient and, as in PyTorch, no update.
       const gradient = gradients[variable.name];
-      if (gradient === undefined) continue;
+      if (gradient === undefined || gradient === null) continue;
       const previous = this.accumulated.get(name);
       if (previous === undefined) {
         this.accumulated.set(name, gradient);

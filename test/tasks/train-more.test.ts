@@ -5,7 +5,8 @@ import * as path from 'path';
 
 import { tf } from '../../src/backend';
 import { MoreModel, type MoreBatch } from '../../src/model';
-import { TransformerTextEncoder, textPreset } from '../../src/model/text';
+import { importReferenceMore, mapReferenceMoreKey } from '../../src/model/checkpoint';
+import { parseHuggingFaceConfig, TransformerTextEncoder, textPreset } from '../../src/model/text';
 import { BatchSource, fit, moreTrainingModel, TrainOptions } from '../../src/tasks/train';
 import { Rng } from '../../src/util/rng';
 
@@ -45,11 +46,147 @@ class SyntheticPairs implements BatchSource<MoreBatch> {
   }
 }
 
+interface TensorSummary {
+  sum: number;
+  absSum: number;
+  size: number;
+  head: number[];
+}
+
+// Produced by reference/train_more_parity.py: the tiny reference-layout MoRE model trained in PyTorch.
+const PARITY = JSON.parse(fs.readFileSync(path.join(__dirname, '../fixtures/tasks/train/more_parity.json'), 'utf8')) as {
+  settings: {
+    batchSize: number; batches: number; accumulationSteps: number; epochs: number; lr: number; eps: number; weightDecay: number;
+    t0: number; etaMin: number; temperature: number;
+  };
+  losses: number[];
+  snapshots: Record<string, Record<string, TensorSummary>>;
+};
+const MORE_TINY = path.join(__dirname, '..', 'fixtures', 'model', 'text', 'more-tiny');
+
+/**
+ * Weights whose gradient is zero in exact arithmetic: attention key biases (the softmax cancels a
+ * shift shared by all keys) and the biases of the last norm of each encoder (the projection heads'
+ * BatchNorm subtracts the batch mean in training, cancelling them).
+ */
+const ZERO_GRADIENT_WEIGHTS = /attention\.self\.key\.bias$|vit_model\.norm\.bias$|encoder\.layer\.1\.output\.LayerNorm\.bias$/;
+
+/** The tiny model of the PyTorch oracle with its weights and every dropout (DropKey included) off. */
+function buildReferenceTiny(): MoreModel {
+  const json = JSON.parse(fs.readFileSync(path.join(MORE_TINY, 'text-config.json'), 'utf8'));
+  const config = { ...parseHuggingFaceConfig(json, 'text-config.json'), hiddenDropoutProb: 0, attentionProbsDropoutProb: 0 };
+  const text = new TransformerTextEncoder(config, { pooling: 'mean' });
+  text.addLora({ dropout: 0 });
+  const model = new MoreModel({
+    preset: 'tiny',
+    image: { imageSize: 64, patchSize: 16, dropKeyRate: 0 },
+    ecg: { dropKeyRate: 0 },
+    temperature: { mode: 'fixed', initial: PARITY.settings.temperature },
+  }, text);
+  importReferenceMore(model, path.join(MORE_TINY, 'reference.safetensors'));
+  return model;
+}
+
+/** The closed-form inputs of reference/train_more_parity.py, sample n of the epoch in order. */
+class FormulaPairs implements BatchSource<MoreBatch> {
+  readonly size = PARITY.settings.batchSize * PARITY.settings.batches;
+
+  loadBatch(indices: number[]): MoreBatch {
+    const B = indices.length;
+    const images = new Float32Array(B * 64 * 64 * 3);
+    const ecgs = new Float32Array(B * 12 * 1000);
+    const ids: number[][] = [];
+    const mask: number[][] = [];
+    indices.forEach((n, row) => {
+      // X-ray value sin(0.001 k (n + 1) + n) at the NCHW flat index k, stored NHWC.
+      for (let c = 0; c < 3; c++) {
+        for (let h = 0; h < 64; h++) {
+          for (let w = 0; w < 64; w++) {
+            const k = (c * 64 + h) * 64 + w;
+            images[((row * 64 + h) * 64 + w) * 3 + c] = Math.sin(0.001 * k * (n + 1) + n);
+          }
+        }
+      }
+      for (let lead = 0; lead < 12; lead++) {
+        for (let t = 0; t < 1000; t++) ecgs[(row * 12 + lead) * 1000 + t] = 0.8 * Math.sin(0.05 * t * (lead + 1) / 3 + 0.7 * n);
+      }
+      const words = 4 + (n % 5);
+      const tokens = [0, ...Array.from({ length: words }, (_, t) => 3 + ((7 * n + 13 * t) % 90)), 2];
+      while (tokens.length < 10) tokens.push(1);
+      ids.push(tokens);
+      mask.push(tokens.map((id) => (id !== 1 ? 1 : 0)));
+    });
+    return {
+      images: tf.tensor4d(images, [B, 64, 64, 3]),
+      ecgs: tf.tensor3d(ecgs, [B, 12, 1000]),
+      inputIds: tf.tensor2d(ids, undefined, 'int32'),
+      attentionMask: tf.tensor2d(mask, undefined, 'int32'),
+    };
+  }
+}
+
+function summarise(values: Float32Array | Int32Array | Uint8Array): { sum: number; absSum: number } {
+  let sum = 0;
+  let absSum = 0;
+  for (const value of values) {
+    sum += value;
+    absSum += Math.abs(value);
+  }
+  return { sum, absSum };
+}
+
 const OPTIONS: TrainOptions = {
   batchSize: 4, accumulationSteps: 2, lr: 1e-3, t0: 2, etaMin: 1e-4, seed: 3, checkpointEveryEpochs: 0, checkpointEverySteps: 1,
 };
 
 describe('tasks/train with MoreModel', () => {
+  it('matches PyTorch on the tiny reference model', async () => {
+    const model = buildReferenceTiny();
+    const { settings } = PARITY;
+    const losses: number[] = [];
+    const snapshots: Record<string, Map<string, Float32Array>> = {};
+    await fit(moreTrainingModel(model), { train: new FormulaPairs() }, {
+      batchSize: settings.batchSize, accumulationSteps: settings.accumulationSteps, maxEpochs: settings.epochs,
+      lr: settings.lr, eps: settings.eps, weightDecay: settings.weightDecay, t0: settings.t0, etaMin: settings.etaMin,
+      shuffle: false, checkpointEveryEpochs: 0,
+      onBatchEnd: (record) => {
+        losses.push(record.loss);
+        const key = String(record.optimizerSteps);
+        if (key in PARITY.snapshots && snapshots[key] === undefined) {
+          snapshots[key] = new Map([...model.namedWeights()].map(([name, variable]) => [name, variable.dataSync() as Float32Array]));
+        }
+      },
+    });
+
+    assert.strictEqual(losses.length, PARITY.losses.length);
+    losses.forEach((loss, i) => assert.ok(Math.abs(loss - PARITY.losses[i]) <= 1e-4, `batch ${i} loss ${loss} vs torch ${PARITY.losses[i]}`));
+    for (const [step, expected] of Object.entries(PARITY.snapshots)) {
+      let compared = 0;
+      for (const [torchName, summary] of Object.entries(expected)) {
+        const name = mapReferenceMoreKey(torchName);
+        if (name === null) continue;
+        const values = snapshots[step].get(name);
+        assert.ok(values !== undefined, `step ${step}: ${name} (torch ${torchName}) not in the model`);
+        assert.strictEqual(values.length, summary.size, `step ${step}: ${name} size`);
+        // Weights whose exact gradient is zero get float32 noise as gradient, and Adam moves each of them
+        // by up to lr per step in the noise's direction, which differs between frameworks.
+        const noiseOnly = ZERO_GRADIENT_WEIGHTS.test(name);
+        const tolerance = noiseOnly ? 2 * settings.lr * Number(step) : 1e-4;
+        summary.head.forEach((value, i) => {
+          assert.ok(Math.abs(values[i] - value) <= tolerance, `step ${step}: ${name}[${i}] ${values[i]} vs torch ${value}`);
+        });
+        // Sums of many float32 values: allow rounding drift that grows with the square root of the size.
+        const { sum, absSum } = summarise(values);
+        const sumTolerance = noiseOnly ? tolerance * summary.size : 1e-4 * Math.sqrt(summary.size) + 1e-4;
+        assert.ok(Math.abs(sum - summary.sum) <= sumTolerance, `step ${step}: ${name} sum ${sum} vs torch ${summary.sum}`);
+        assert.ok(Math.abs(absSum - summary.absSum) <= sumTolerance, `step ${step}: ${name} abs sum ${absSum} vs torch ${summary.absSum}`);
+        compared += 1;
+      }
+      assert.ok(compared > 100, `step ${step}: compared ${compared} tensors`);
+    }
+    model.dispose();
+  });
+
   it('resumes tiny MoRE training exactly', async () => {
     const runDir = fs.mkdtempSync(path.join(os.tmpdir(), 'more-ts-train-more-'));
     const data = { train: new SyntheticPairs() };
