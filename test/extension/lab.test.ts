@@ -60,6 +60,18 @@ interface Expected {
   hostileText: string[];
 }
 
+/** The retrieval fixture with its query replaced by the ECG or X-ray of one of its results. */
+function withQuery(modality: 'ecg' | 'xray'): Record<string, unknown> {
+  const bundle = readFixture<{ query: unknown; results: Record<string, unknown>[] }>('retrieval.json');
+  const source = bundle.results.find((result) => result.modality === modality);
+  if (source === undefined) throw new Error(`retrieval.json has no ${modality} result to use as the query`);
+  bundle.query =
+    modality === 'ecg'
+      ? { modality, ecg: source.ecg, label: `query ${String(source.id)}` }
+      : { modality, image: source.xray, label: `query ${String(source.id)}` };
+  return bundle;
+}
+
 interface CanvasPixels {
   width: number;
   height: number;
@@ -211,6 +223,8 @@ describe('JupyterLab extension in Chromium', function () {
       { mimeType: EXPLANATION_MIME_TYPE, bundle: readFixture('hostile-explanation.json'), source: 'explain(hostile)' },
       { mimeType: RETRIEVAL_MIME_TYPE, bundle: readFixture('hostile-retrieval.json'), source: 'retrieve(hostile, 6)' },
       { mimeType: EXPLANATION_MIME_TYPE, bundle: INVALID_EXPLANATION, source: 'explain(broken)' },
+      { mimeType: RETRIEVAL_MIME_TYPE, bundle: withQuery('ecg'), source: 'retrieve(ecg, 6)' },
+      { mimeType: RETRIEVAL_MIME_TYPE, bundle: withQuery('xray'), source: 'retrieve(xray, 6)' },
     ]);
     lab = await startLab(home);
     ({ context, blocked } = await launchBrowser(home));
@@ -420,13 +434,13 @@ describe('JupyterLab extension in Chromium', function () {
   it('renders hostile report text as text', async () => {
     const before = dialogs.length;
     await openPage('hostile', 'hostile.ipynb');
-    for (const summary of await page.locator(`${RETRIEVAL} .more-ts-result-summary`).all()) await summary.click();
+    for (const summary of await page.locator(RETRIEVAL).first().locator('.more-ts-result-summary').all()) await summary.click();
     await page.waitForTimeout(1000);
 
     const valid = page.locator(EXPLANATION).first();
     const report = await valid.locator('.more-ts-report').textContent();
     for (const text of expected.hostileText) assert.ok(report?.includes(text), `report shows ${text} literally`);
-    const retrieval = (await page.locator(RETRIEVAL).textContent()) ?? '';
+    const retrieval = (await page.locator(RETRIEVAL).first().textContent()) ?? '';
     assert.ok(retrieval.includes('<script>alert(3)</script> query'), 'query text is literal');
     assert.ok(retrieval.includes('<img src=x onerror=alert(4)>.png'), 'labels are literal');
     assert.ok(retrieval.includes('<script>alert(7)</script><img src=x onerror=alert(8)>'), 'excerpts are literal');
@@ -436,7 +450,7 @@ describe('JupyterLab extension in Chromium', function () {
     assert.equal(injected, 0, 'no element was created from bundle text');
     assert.deepEqual(dialogs.slice(before), [], 'no dialog opened');
     await valid.screenshot({ path: join(ARTIFACTS, 'hostile-explanation.png') });
-    await page.locator(RETRIEVAL).screenshot({ path: join(ARTIFACTS, 'retrieval-expanded.png') });
+    await page.locator(RETRIEVAL).first().screenshot({ path: join(ARTIFACTS, 'retrieval-expanded.png') });
   });
 
   it('shows an invalid bundle as an error', async () => {
@@ -445,6 +459,17 @@ describe('JupyterLab extension in Chromium', function () {
       error,
       `Cannot render ${EXPLANATION_MIME_TYPE}: invalid explanation bundle: report.relevance must have 2 values, got 1`,
     );
+  });
+
+  it('draws ECG and X-ray queries', async () => {
+    for (const [index, label] of [[1, 'query ptbxl/'], [2, 'query nih/']] as const) {
+      const query = page.locator(RETRIEVAL).nth(index).locator('.more-ts-query');
+      assert.ok((await query.locator('.more-ts-label').innerText()).startsWith(label));
+      const pixels = await readCanvas(page, `${RETRIEVAL} >> nth=${index} >> .more-ts-query canvas`);
+      let painted = 0;
+      for (let i = 3; i < pixels.data.length; i += 4) if (pixels.data[i] > 0) painted += 1;
+      assert.ok(painted > 100, `query canvas ${index} has ${painted} painted pixels`);
+    }
   });
 
   it('reopens a saved notebook after restart', async () => {
