@@ -2,12 +2,13 @@
 
 Loads the tiny model of reference/model_text.py (the reference MultiModal's
 module names, LoRA on the text encoder) from
-test/fixtures/model/text/more-tiny/reference.safetensors, turns every dropout
-off (the TypeScript side turns DropKey, text dropout and LoRA dropout off),
-and trains it in training mode for 2 epochs of 4 batches of 4 samples with
-the reference's update rule: summed gradients of 2 accumulated batches, AdamW
-over the trainable parameters, CosineAnnealingWarmRestarts stepped per epoch,
-loss InfoNCE(report, X-ray) + InfoNCE(report, ECG), each symmetric, at
+test/fixtures/model/text/more-tiny/reference.safetensors and turns every
+dropout off. The TypeScript side turns DropKey, text dropout and LoRA dropout
+off too. It then trains the model in training mode for 2 epochs of 4 batches
+of 4 samples with the reference's update rule. That rule sums the gradients of
+2 accumulated batches, steps AdamW over the trainable parameters and steps
+CosineAnnealingWarmRestarts once per epoch. The loss is
+InfoNCE(report, X-ray) + InfoNCE(report, ECG), each symmetric, at
 temperature 0.1 (at MoRE's 0.02 the logits are 50 times the cosine
 similarities, and float32 rounding alone moves the loss by about 1e-4). Inputs come from closed-form formulas that the test
 repeats, so no input is stored.

@@ -1,9 +1,9 @@
 /**
- * The training loop of MoRE pre-training (and of the downstream probes):
- * AdamW, cosine annealing with warm restarts stepped per epoch, gradient
- * accumulation, early stopping on the validation loss, checkpoints on the best
- * validation loss, every few epochs and at the end of every epoch, and exact
- * resumption from the latest checkpoint.
+ * The training loop of MoRE pre-training and of the downstream probes. It runs
+ * AdamW with cosine annealing and warm restarts stepped per epoch, gradient
+ * accumulation and early stopping on the validation loss. Checkpoints are
+ * written on the best validation loss, every few epochs and at the end of
+ * every epoch, and a run resumes exactly from the latest one.
  *
  * Defaults follow the PyTorch reference (`svthapa/MoRE`, `pretrain_multimodel.py`):
  * lr 3e-5, weight decay 0.1, T_0 10 epochs, eta_min 3e-6, 4 accumulated

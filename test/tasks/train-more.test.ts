@@ -32,9 +32,14 @@ class SyntheticPairs implements BatchSource<MoreBatch> {
       const rng = new Rng(1000 + index);
       for (let i = 0; i < 64 * 64 * 3; i++) images.push(rng.normal());
       for (let i = 0; i < 12 * 100; i++) ecgs.push(rng.uniform() * 2 - 1);
+      // <s> (0), random words, </s> (2), then padding (1).
       const length = 4 + rng.int(TOKENS - 4);
-      ids.push(Array.from({ length: TOKENS }, (_, t) => (t === 0 ? 0 : t < length - 1 ? 3 + rng.int(900) : t === length - 1 ? 2 : 1)));
-      mask.push(Array.from({ length: TOKENS }, (_, t) => (t < length ? 1 : 0)));
+      const tokens = [0];
+      while (tokens.length < length - 1) tokens.push(3 + rng.int(900));
+      tokens.push(2);
+      while (tokens.length < TOKENS) tokens.push(1);
+      ids.push(tokens);
+      mask.push(tokens.map((_, t) => (t < length ? 1 : 0)));
     }
     return {
       images: tf.tensor4d(images, [indices.length, 64, 64, 3]),
@@ -65,13 +70,13 @@ const PARITY = JSON.parse(fs.readFileSync(path.join(__dirname, '../fixtures/task
 const MORE_TINY = path.join(__dirname, '..', 'fixtures', 'model', 'text', 'more-tiny');
 
 /**
- * Weights whose gradient is zero in exact arithmetic: attention key biases (the softmax cancels a
- * shift shared by all keys) and the biases of the last norm of each encoder (the projection heads'
- * BatchNorm subtracts the batch mean in training, cancelling them).
+ * Weights whose gradient is zero in exact arithmetic. The softmax cancels a shift shared by all
+ * keys, so attention key biases get none. The projection heads' BatchNorm subtracts the batch mean
+ * in training, which cancels the biases of each encoder's last norm.
  */
 const ZERO_GRADIENT_WEIGHTS = /attention\.self\.key\.bias$|vit_model\.norm\.bias$|encoder\.layer\.1\.output\.LayerNorm\.bias$/;
 
-/** The tiny model of the PyTorch oracle with its weights and every dropout (DropKey included) off. */
+/** Builds the tiny model of the PyTorch oracle with its weights and every dropout (DropKey included) off. */
 function buildReferenceTiny(): MoreModel {
   const json = JSON.parse(fs.readFileSync(path.join(MORE_TINY, 'text-config.json'), 'utf8'));
   const config = { ...parseHuggingFaceConfig(json, 'text-config.json'), hiddenDropoutProb: 0, attentionProbsDropoutProb: 0 };
