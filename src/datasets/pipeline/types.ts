@@ -8,7 +8,7 @@ export interface SampleRecord {
   text: string;
 }
 
-/** What a decoder function receives besides the path and its options. */
+/** Per-call context passed to a decoder besides the path and its options. */
 export interface DecodeContext {
   /** Per-sample seed for augmentation; absent when augmentation is off. */
   seed?: number;
@@ -45,7 +45,7 @@ export interface Batch {
   ecgMask: Uint8Array;
 }
 
-/** What the pipeline skipped or masked during its latest pass, by reason. */
+/** Counts of samples skipped or masked during the latest pass, by reason. */
 export interface PipelineSummary {
   samplesRead: number;
   samplesYielded: number;

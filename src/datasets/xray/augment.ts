@@ -65,7 +65,7 @@ function crop(data: Float32Array, width: number, box: [number, number, number, n
 }
 
 function clampUnit(value: number): number {
-  return value < 0 ? 0 : value > 1 ? 1 : value;
+  return Math.min(Math.max(value, 0), 1);
 }
 
 /** Separable Gaussian blur with reflected borders; the kernel spans three standard deviations each side. */
@@ -104,8 +104,8 @@ export function gaussianBlur(data: Float32Array, width: number, height: number, 
 
 /**
  * Applies the training augmentations to a `width` x `height` grey image in
- * [0, 1] and returns a new image of the same size; the input is not changed.
- * Every random draw comes from `rng`.
+ * [0, 1] and returns a new image of the same size. The input is not changed,
+ * and every random draw comes from `rng`.
  */
 export function augmentXray(data: Float32Array, width: number, height: number, rng: Rng, options: XrayAugmentOptions = {}): Float32Array {
   let image: Float32Array = Float32Array.from(data);

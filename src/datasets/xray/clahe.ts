@@ -82,7 +82,7 @@ export function clipHistogram(hist: Int32Array, limit: number): void {
 
 /**
  * Equalises a 2-D image whose values lie in [0, 1] and returns the result
- * stretched to [0, 1]. `data` holds `height` rows of `width` values; the
+ * stretched to [0, 1]. `data` contains `height` rows of `width` values. The
  * result equals scikit-image's for the same values given as float64 (float32
  * input makes scikit-image round its last rescale in float32).
  */

@@ -54,9 +54,9 @@ function nativeUint16(buffer: Buffer): Uint16Array {
 
 /**
  * Decodes a JPEG or PNG radiograph into one grey channel. 8-bit files keep
- * their bytes; colour copies of grey radiographs are converted with Pillow's
- * luma formula; 16-bit PNG samples (stored big-endian in the file) come back
- * as their numeric values. `source` names the input in error messages.
+ * their bytes, and colour copies of grey radiographs are converted with
+ * Pillow's luma formula. 16-bit PNG samples (stored big-endian in the file)
+ * come back as their numeric values. `source` names the input in errors.
  */
 export async function decodeImageBuffer(buffer: Buffer, source: string): Promise<GrayImage> {
   let metadata: Metadata;

@@ -3,7 +3,7 @@
  * `Image.BILINEAR`, `libImaging/Resample.c`): when shrinking, the triangle
  * filter is widened by the scale factor, so every source pixel contributes
  * (antialiasing). The 8-bit path reproduces Pillow's 22-bit fixed-point
- * arithmetic, so results equal Pillow's mode 'L' output exactly; the float
+ * arithmetic, so results equal Pillow's mode 'L' output exactly. The float
  * path follows Pillow's mode 'F' (double sums stored as float32).
  */
 
