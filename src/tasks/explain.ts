@@ -471,13 +471,15 @@ export function explainMoreSample(model: ExplainableModel, input: ExplainSampleI
   const inference = { training: false };
   const reportEmbedding = embedOnce(() => model.encodeText(input.inputIds, input.attentionMask, inference).embedding);
   const reportTarget = cosineTarget(reportEmbedding);
-  const result: Partial<SampleExplanation> = { similarity: {} };
+  const similarity: SampleExplanation['similarity'] = {};
   const others: number[][] = [];
+  let xray: ImageRelevance | undefined;
+  let ecg: EcgRelevance | undefined;
 
   if (input.image !== undefined) {
     const forward: AttentionForward<tf.Tensor4D> = (x, options) => model.encodeImage(x, { ...options, training: false });
-    result.xray = explainImage(forward, input.image, reportTarget, model.config.image.patchSize);
-    result.similarity!.xray = result.xray.target;
+    xray = explainImage(forward, input.image, reportTarget, model.config.image.patchSize);
+    similarity.xray = xray.target;
     const image = input.image;
     others.push(embedOnce(() => model.encodeImage(image, inference).embedding));
   }
@@ -485,20 +487,23 @@ export function explainMoreSample(model: ExplainableModel, input: ExplainSampleI
     const { conv1Kernel, conv1Stride, conv2Kernel } = model.config.ecg;
     const layers = [{ kernel: conv1Kernel, stride: conv1Stride }, { kernel: conv2Kernel, stride: 1 }];
     const forward: AttentionForward<tf.Tensor3D> = (x, options) => model.encodeEcg(x, { ...options, training: false });
-    result.ecg = explainEcg(forward, input.ecg, reportTarget, layers);
-    result.similarity!.ecg = result.ecg.target;
-    const ecg = input.ecg;
-    others.push(embedOnce(() => model.encodeEcg(ecg, inference).embedding));
+    ecg = explainEcg(forward, input.ecg, reportTarget, layers);
+    similarity.ecg = ecg.target;
+    const signals = input.ecg;
+    others.push(embedOnce(() => model.encodeEcg(signals, inference).embedding));
   }
   if (others.length === 0) throw new Error('explainMoreSample: no X-ray and no ECG; expected at least one to explain the report against');
 
   const targets = others.map((embedding) => cosineTarget(embedding));
   const textTarget: ExplainTarget = (embedding) => tf.tidy(() => tf.div(tf.addN(targets.map((t) => t(embedding))), targets.length) as tf.Scalar);
   const textForward: TextAttentionForward = (ids, mask, options) => model.encodeText(ids, mask, { ...options, training: false });
-  result.report = explainText(textForward, input.inputIds, input.attentionMask, textTarget, {
+  const report = explainText(textForward, input.inputIds, input.attentionMask, textTarget, {
     tokens: input.tokens, specialTokens: input.specialTokens, pooling: input.textPooling,
   });
-  return result as SampleExplanation;
+  const result: SampleExplanation = { report, similarity };
+  if (xray !== undefined) result.xray = xray;
+  if (ecg !== undefined) result.ecg = ecg;
+  return result;
 }
 
 /**
