@@ -399,6 +399,35 @@ def more_tiny():
     print(f"more-tiny: {len(model.state_dict())} reference tensors")
 
 
+def minilm_outputs(folder):
+    """Runs transformers' BertModel from a Hugging Face folder (all-MiniLM-L6-v2) on three report sentences.
+
+    Writes test/fixtures/model/text/minilm-expected.safetensors for the
+    optional real-checkpoint test, which runs when MORE_TS_MINILM names the folder.
+    """
+    from tokenizers import Tokenizer
+
+    tokenizer = Tokenizer.from_file(os.path.join(folder, "tokenizer.json"))
+    tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")
+    sentences = [
+        "The heart size is normal.",
+        "Mild cardiomegaly with small bilateral pleural effusions and no pneumothorax.",
+        "Sinus rhythm. Left axis deviation.",
+    ]
+    encoded = tokenizer.encode_batch(sentences)
+    ids = torch.tensor([e.ids for e in encoded])
+    mask = torch.tensor([e.attention_mask for e in encoded])
+    model = BertModel.from_pretrained(folder).eval()
+    with torch.no_grad():
+        hidden = model(input_ids=ids, attention_mask=mask).last_hidden_state
+    m = mask.unsqueeze(-1).float()
+    save_file({
+        "input_ids": ids, "attention_mask": mask, "last_hidden_state": hidden.contiguous(),
+        "pooled_masked": ((hidden * m).sum(1) / m.sum(1)).contiguous(),
+    }, os.path.join(OUT, "minilm-expected.safetensors"), metadata={"model": "sentence-transformers/all-MiniLM-L6-v2"})
+    print(f"minilm: {list(ids.shape)} tokens")
+
+
 def check_ts_file(path):
     """Loads a file from the TypeScript writer and checks it against torch's own rounding of dtypes.safetensors."""
     from safetensors import safe_open
@@ -427,9 +456,13 @@ def check_ts_file(path):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check-ts-file", help="load a safetensors file written by the TypeScript writer and print it")
+    parser.add_argument("--minilm", help="an all-MiniLM-L6-v2 Hugging Face folder: write only its reference outputs")
     args = parser.parse_args()
     if args.check_ts_file:
         check_ts_file(args.check_ts_file)
+        return
+    if args.minilm:
+        minilm_outputs(args.minilm)
         return
     os.makedirs(OUT, exist_ok=True)
     torch.set_grad_enabled(True)

