@@ -220,7 +220,29 @@ def main() -> None:
     labeled = pd.read_csv(os.path.join(OUT, 'chexpert_labeled_reports.csv'), dtype=str, keep_default_na=False)
     chexpert_table = {'header': list(labeled.columns), 'rows': labeled.values.tolist()}
 
+    # CLAHE on odd shapes and options, from seeded random images (values in [0, 1], float64).
+    rng = np.random.default_rng(20241021)
+    clahe_cases = []
+    for index, (shape, kwargs) in enumerate([
+        ((37, 53), {}),
+        ((8, 8), {}),
+        ((300, 17), {}),
+        ((64, 48), {'kernel_size': (10, 7), 'clip_limit': 0.05, 'nbins': 128}),
+        ((50, 50), {'clip_limit': 0}),
+    ]):
+        values = rng.random(shape) ** 2
+        values[0, 0] = 1.0
+        values.astype('<f8').tofile(os.path.join(OUT, 'expected', f'clahe_case{index}.in.f64'))
+        img_as_ubyte(equalize_adapthist(values, **kwargs)).tofile(os.path.join(OUT, 'expected', f'clahe_case{index}.out.u8'))
+        options = {'kernelSize': list(kwargs['kernel_size'])} if 'kernel_size' in kwargs else {}
+        for key, name in (('clip_limit', 'clipLimit'), ('nbins', 'nbins')):
+            if key in kwargs:
+                options[name] = kwargs[key]
+        clahe_cases.append({'height': shape[0], 'width': shape[1], 'options': options,
+                            'input': f'expected/clahe_case{index}.in.f64', 'output': f'expected/clahe_case{index}.out.u8'})
+
     expected = {
+        'claheCases': clahe_cases,
         'chexpertTable': chexpert_table,
         'eightBit': eight_bit,
         'sixteenBit': sixteen,

@@ -7,7 +7,7 @@ import * as os from 'os';
 import * as path from 'path';
 import {
   claheUint8, decodeDicom, decodeXrayFile, equalizeAdapthist, normaliseToRgb, preprocessXrayFile,
-  resizeGray, scaleToUnit, XRAY_MEAN, XRAY_STD, XrayDecodeError,
+  resizeGray, roundHalfEven, scaleToUnit, XRAY_MEAN, XRAY_STD, XrayDecodeError,
 } from '../../src/datasets/xray';
 import { Rng } from '../../src/util/rng';
 
@@ -18,7 +18,12 @@ interface EightBitCase {
 }
 interface FloatCase { file: string; width: number; height: number; clahe: string; resized: string; decodedSha256?: string }
 interface DicomCase { file: string; rows: number; columns: number; display: number[] }
+interface ClaheCase {
+  height: number; width: number; input: string; output: string;
+  options: { kernelSize?: [number, number]; clipLimit?: number; nbins?: number };
+}
 const expected = JSON.parse(fs.readFileSync(path.join(FIXTURES, 'expected.json'), 'utf8')) as {
+  claheCases: ClaheCase[];
   eightBit: EightBitCase[];
   sixteenBit: FloatCase;
   dicomReal: FloatCase & { gridStep: number; displayGrid: number[]; displayMean: number };
@@ -148,6 +153,23 @@ describe('datasets/xray DICOM', () => {
       /1\.2\.840\.10008\.1\.2\.4\.50 \(JPEG Baseline \(Process 1\)\) in jpeg_baseline\.dcm/);
   });
 
+  it('rejects mutated DICOM bytes cleanly', () => {
+    // Seeded truncations and byte flips: each must decode or raise XrayDecodeError, never another error.
+    const rng = new Rng(11);
+    const sources = expected.dicomCases.map((entry) => new Uint8Array(fs.readFileSync(fixture(entry.file))));
+    for (let trial = 0; trial < 300; trial++) {
+      const original = sources[trial % sources.length];
+      const bytes = Uint8Array.from(original.subarray(0, 1 + rng.int(original.length)));
+      for (let flips = rng.int(4); flips > 0; flips--) bytes[rng.int(bytes.length)] = rng.int(256);
+      try {
+        decodeDicom(bytes, `trial${trial}.dcm`);
+      } catch (error) {
+        assert.ok(error instanceof XrayDecodeError, `trial ${trial}: ${(error as Error).name}: ${(error as Error).message}`);
+        assert.match((error as Error).message, new RegExp(`trial${trial}\\.dcm`));
+      }
+    }
+  });
+
   it('rejects a truncated DICOM naming the file', () => {
     const bytes = fs.readFileSync(fixture(expected.dicomReal.file));
     assert.throws(() => decodeDicom(bytes.subarray(0, 500), 'cut.dcm'), /Invalid DICOM file cut\.dcm/);
@@ -178,6 +200,15 @@ describe('datasets/xray preprocessing', () => {
       assert.ok(resizeError < 1e-6 * Math.max(...Array.from(wantResized)), `resize error ${resizeError}`);
       const difference = meanAbsDifference(claheUint8(image), readU8(entry.clahe));
       assert.ok(difference <= 1, `mean CLAHE difference ${difference} grey levels`);
+    });
+  }
+
+  for (const entry of expected.claheCases) {
+    it(`equalises ${entry.height}x${entry.width} ${JSON.stringify(entry.options)} like scikit-image`, () => {
+      const input = new Float64Array(new Uint8Array(fs.readFileSync(fixture(entry.input))).buffer);
+      const out = equalizeAdapthist(input, entry.width, entry.height, entry.options);
+      const bytes = Array.from(out, (v) => roundHalfEven(v * 255));
+      assert.deepEqual(bytes, Array.from(readU8(entry.output)));
     });
   }
 
