@@ -506,6 +506,46 @@ export function explainMoreSample(model: ExplainableModel, input: ExplainSampleI
   return result;
 }
 
+/** Relevance of one study towards each class, for example towards each zero-shot class's prompt embedding. */
+export interface ClassExplanations {
+  /** Class names in display order. */
+  classNames: string[];
+  xray?: Record<string, ImageRelevance>;
+  ecg?: Record<string, EcgRelevance>;
+}
+
+/**
+ * Explains an X-ray and an ECG towards each class: the target of class c is
+ * the cosine similarity to `classEmbeddings[c]` (for example the mean
+ * embedding of the class's prompts).
+ */
+export function explainClasses(
+  model: ExplainableModel,
+  input: { image?: tf.Tensor4D; ecg?: tf.Tensor3D },
+  classEmbeddings: Record<string, ArrayLike<number>>,
+): ClassExplanations {
+  const classNames = Object.keys(classEmbeddings);
+  if (classNames.length === 0) throw new Error('explainClasses: no classes; expected at least one class embedding');
+  const result: ClassExplanations = { classNames };
+  if (input.image !== undefined) {
+    const image = input.image;
+    const forward: AttentionForward<tf.Tensor4D> = (x, options) => model.encodeImage(x, { ...options, training: false });
+    result.xray = {};
+    for (const name of classNames) {
+      result.xray[name] = explainImage(forward, image, cosineTarget(classEmbeddings[name]), model.config.image.patchSize);
+    }
+  }
+  if (input.ecg !== undefined) {
+    const signals = input.ecg;
+    const { conv1Kernel, conv1Stride, conv2Kernel } = model.config.ecg;
+    const layers = [{ kernel: conv1Kernel, stride: conv1Stride }, { kernel: conv2Kernel, stride: 1 }];
+    const forward: AttentionForward<tf.Tensor3D> = (x, options) => model.encodeEcg(x, { ...options, training: false });
+    result.ecg = {};
+    for (const name of classNames) result.ecg[name] = explainEcg(forward, signals, cosineTarget(classEmbeddings[name]), layers);
+  }
+  return result;
+}
+
 /**
  * Converts pixel values of any range to an 8-bit grayscale image for a
  * bundle, scaling the minimum to 0 and the maximum to 255.
@@ -532,6 +572,8 @@ export interface ExplanationDisplay {
   xrayImage?: GrayscaleImage;
   /** The ECG to draw, [lead][sample], with its lead names and sample rate. */
   ecg?: { leads: string[]; sampleRateHz: number; signals: number[][] };
+  /** Per-class relevance from {@link explainClasses}, shown as one map per class. */
+  classes?: ClassExplanations;
 }
 
 /** Builds the MIME bundle the JupyterLab extension renders from a {@link SampleExplanation}. */
@@ -551,5 +593,23 @@ export function toExplanationBundle(explanation: SampleExplanation, display: Exp
     if (display.ecg === undefined) throw new Error('toExplanationBundle: the explanation has an ECG part but display.ecg is missing');
     bundle.ecg = { ...display.ecg, relevance: [explanation.ecg.sampleRelevance] };
   }
+  addClassMaps(bundle, display.classes);
   return bundle;
+}
+
+function addClassMaps(bundle: ExplanationBundle, classes: ClassExplanations | undefined): void {
+  if (classes === undefined) return;
+  bundle.classNames = classes.classNames;
+  if (classes.xray !== undefined) {
+    if (bundle.xray === undefined) throw new Error('toExplanationBundle: per-class X-ray maps need the X-ray part of the explanation');
+    const byClass: Record<string, number[]> = {};
+    for (const [name, relevance] of Object.entries(classes.xray)) byClass[name] = relevance.patchRelevance;
+    bundle.xray.relevanceByClass = byClass;
+  }
+  if (classes.ecg !== undefined) {
+    if (bundle.ecg === undefined) throw new Error('toExplanationBundle: per-class ECG maps need the ECG part of the explanation');
+    const byClass: Record<string, number[][]> = {};
+    for (const [name, relevance] of Object.entries(classes.ecg)) byClass[name] = [relevance.sampleRelevance];
+    bundle.ecg.relevanceByClass = byClass;
+  }
 }

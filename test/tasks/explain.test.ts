@@ -9,6 +9,7 @@ import { TransformerTextEncoder, textPreset } from '../../src/model/text';
 import type { EncoderForwardOptions } from '../../src/model/types';
 import {
   attentionRelevance,
+  explainClasses,
   explainMoreSample,
   grayscaleImage,
   toExplanationBundle,
@@ -342,6 +343,29 @@ describe('tasks/explain', () => {
         ecg: { leads: ['I', 'II', 'III', 'aVR', 'aVL', 'aVF', 'V1', 'V2', 'V3', 'V4', 'V5', 'V6'], sampleRateHz: 100, signals },
       });
       assert.doesNotThrow(() => validateExplanationBundle(bundle));
+      tf.dispose([input.image, input.ecg, input.inputIds, input.attentionMask]);
+    });
+
+    it('adds per-class maps to the bundle', () => {
+      const input = makeInput();
+      const explanation = explainMoreSample(model, input);
+      const classEmbeddings = {
+        Edema: Array.from({ length: 32 }, (_, i) => Math.sin(i)),
+        Cardiomegaly: Array.from({ length: 32 }, (_, i) => Math.cos(i)),
+      };
+      const classes = explainClasses(model, input, classEmbeddings);
+      const forward = (x: tf.Tensor4D, options: EncoderForwardOptions) => model.encodeImage(x, options);
+      const direct = explainImage(forward, input.image, cosineTarget(classEmbeddings.Edema), 16);
+      assert.deepEqual(classes.xray?.Edema.patchRelevance, direct.patchRelevance);
+      assert.notDeepEqual(classes.xray?.Edema.patchRelevance, classes.xray?.Cardiomegaly.patchRelevance);
+      const bundle = toExplanationBundle(explanation, {
+        xrayImage: grayscaleImage(new Array(64 * 64).fill(0).map((_, i) => i % 64), 64, 64),
+        ecg: { leads: ['I', 'II', 'III', 'aVR', 'aVL', 'aVF', 'V1', 'V2', 'V3', 'V4', 'V5', 'V6'], sampleRateHz: 100, signals: input.ecg.arraySync()[0] },
+        classes,
+      });
+      assert.doesNotThrow(() => validateExplanationBundle(bundle));
+      assert.deepEqual(bundle.classNames, ['Edema', 'Cardiomegaly']);
+      assert.equal(bundle.ecg?.relevanceByClass?.Cardiomegaly[0].length, 100);
       tf.dispose([input.image, input.ecg, input.inputIds, input.attentionMask]);
     });
 
