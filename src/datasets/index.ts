@@ -5,6 +5,7 @@ export * from './wfdb';
 export * from './ecg';
 export * from './reports';
 export * from './tokenizer';
+export * from './tokenizer_files';
 export * from './ptbxl';
 export * from './mimic_ecg';
 export * from './xray';

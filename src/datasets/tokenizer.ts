@@ -13,6 +13,8 @@ import * as path from 'path';
 
 import { Tokenizer } from '@huggingface/tokenizers';
 
+import { bertTokenizerJson, robertaTokenizerJson } from './tokenizer_files';
+
 /** Maximum sequence length of RoBERTa-base and of the MoRE text encoder. */
 export const DEFAULT_MAX_LENGTH = 512;
 
@@ -144,13 +146,12 @@ export class ReportTokenizer {
     this.padId = padToken === undefined ? null : (this.tokenizer.token_to_id(padToken) ?? null);
   }
 
-  /** Loads `tokenizer.json` and, when present, `tokenizer_config.json` from a Hugging Face model folder. */
+  /**
+   * Loads a tokenizer from a Hugging Face model folder: `tokenizer.json` when
+   * present, otherwise `vocab.json` + `merges.txt` (RoBERTa) or `vocab.txt`
+   * (BERT), with `tokenizer_config.json` when present.
+   */
   static fromFolder(folder: string): ReportTokenizer {
-    const jsonPath = path.join(folder, 'tokenizer.json');
-    if (!fs.existsSync(jsonPath)) {
-      throw new Error(`${jsonPath}: tokenizer file not found; expected a Hugging Face tokenizer.json in ${folder}`);
-    }
-    const configPath = path.join(folder, 'tokenizer_config.json');
     const parse = (file: string): Record<string, unknown> => {
       try {
         return JSON.parse(fs.readFileSync(file, 'utf8')) as Record<string, unknown>;
@@ -158,8 +159,19 @@ export class ReportTokenizer {
         throw new Error(`${file}: invalid JSON (${(error as Error).message})`);
       }
     };
+    const configPath = path.join(folder, 'tokenizer_config.json');
     const config = fs.existsSync(configPath) ? parse(configPath) : {};
-    return new ReportTokenizer(parse(jsonPath), config, jsonPath);
+    const jsonPath = path.join(folder, 'tokenizer.json');
+    if (fs.existsSync(jsonPath)) return new ReportTokenizer(parse(jsonPath), config, jsonPath);
+    if (fs.existsSync(path.join(folder, 'vocab.json')) && fs.existsSync(path.join(folder, 'merges.txt'))) {
+      return new ReportTokenizer(robertaTokenizerJson(folder, config), config, path.join(folder, 'vocab.json'));
+    }
+    if (fs.existsSync(path.join(folder, 'vocab.txt'))) {
+      return new ReportTokenizer(bertTokenizerJson(folder, config), config, path.join(folder, 'vocab.txt'));
+    }
+    throw new Error(
+      `${jsonPath}: tokenizer file not found; expected tokenizer.json, vocab.json with merges.txt, or vocab.txt in ${folder}`,
+    );
   }
 
   /** Returns the content ids of `text` without special tokens. */

@@ -7,7 +7,7 @@ import { longestFirstLengths, ReportTokenizer } from '../../src/datasets/tokeniz
 const FIXTURES = path.join(__dirname, '..', 'fixtures', 'datasets', 'text');
 
 interface TokenizerCase {
-  tokenizer: 'roberta_bpe' | 'minilm';
+  tokenizer: 'roberta_bpe' | 'minilm' | 'roberta_vocab' | 'minilm_vocab';
   text: string;
   pair: string | null;
   max_length: number;
@@ -18,13 +18,16 @@ interface TokenizerCase {
   truncated: boolean;
 }
 
-// Produced by reference/datasets_text.py with transformers' PreTrainedTokenizerFast (truncation=True).
+// Produced by reference/datasets_text.py with transformers (truncation=True): PreTrainedTokenizerFast on the
+// tokenizer.json folders, AutoTokenizer on the folders that hold only vocab.json + merges.txt or vocab.txt.
 const cases = JSON.parse(fs.readFileSync(path.join(FIXTURES, 'tokenizer_expected.json'), 'utf8')) as TokenizerCase[];
 
 describe('datasets/tokenizer', () => {
   const tokenizers = {
     roberta_bpe: ReportTokenizer.fromFolder(path.join(FIXTURES, 'roberta_bpe')),
     minilm: ReportTokenizer.fromFolder(path.join(FIXTURES, 'minilm')),
+    roberta_vocab: ReportTokenizer.fromFolder(path.join(FIXTURES, 'roberta_vocab')),
+    minilm_vocab: ReportTokenizer.fromFolder(path.join(FIXTURES, 'minilm_vocab')),
   };
 
   cases.forEach((testCase, index) => {
@@ -85,6 +88,6 @@ describe('datasets/tokenizer', () => {
   });
 
   it('reports a missing tokenizer file', () => {
-    assert.throws(() => ReportTokenizer.fromFolder(path.join(FIXTURES, 'absent')), /tokenizer\.json: tokenizer file not found/);
+    assert.throws(() => ReportTokenizer.fromFolder(path.join(FIXTURES, 'absent')), /tokenizer\.json: tokenizer file not found; expected tokenizer\.json, vocab\.json with merges\.txt, or vocab\.txt/);
   });
 });
