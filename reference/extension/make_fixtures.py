@@ -158,7 +158,12 @@ def build_explanation(data: Path, rng: np.random.Generator) -> tuple:
             "classMaxSegment": {name: int(np.argmax(values)) for name, values in ecg_class.items()},
             "tokenMaxSegment": int(np.argmax(ecg_token)),
         },
-        "report": {"tokens": tokens, "hoveredToken": hovered, "maxToken": int(np.argmax(report_relevance))},
+        "report": {
+            "tokens": tokens,
+            "hoveredToken": hovered,
+            "maxToken": int(np.argmax(report_relevance)),
+            "classMaxToken": {name: int(np.argmax(values)) for name, values in report_by_class.items()},
+        },
     }
     return bundle, expected
 

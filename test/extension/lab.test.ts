@@ -54,7 +54,7 @@ interface Expected {
       classMaxSegment: Record<string, number>;
       tokenMaxSegment: number;
     };
-    report: { tokens: string[]; hoveredToken: number; maxToken: number };
+    report: { tokens: string[]; hoveredToken: number; maxToken: number; classMaxToken: Record<string, number> };
   };
   retrieval: { ids: string[]; scores: number[]; tiedIds: string[]; queryText: string };
   hostileText: string[];
@@ -136,6 +136,17 @@ function mostShadedColumn(pixels: CanvasPixels, laneTop: number): number {
 
 function segmentCentreX(segment: number, segments: number, width: number): number {
   return ((segment + 0.5) / segments) * width;
+}
+
+/** Index of the report token with the most opaque relevance background. */
+async function strongestToken(page: Page): Promise<number> {
+  const alphas = await page.locator(`${EXPLANATION} .more-ts-token`).evaluateAll((nodes) =>
+    nodes.map((node) => {
+      const match = /rgba\(\d+, \d+, \d+, ([\d.]+)\)/.exec((node as unknown as PageElement).style.backgroundColor);
+      return match === null ? 1 : Number(match[1]);
+    }),
+  );
+  return alphas.indexOf(Math.max(...alphas));
 }
 
 async function setSlider(page: Page, selector: string, value: number): Promise<void> {
@@ -306,6 +317,7 @@ describe('JupyterLab extension in Chromium', function () {
       assert.ok(Math.abs(column - target) <= ECG_WIDTH / expected.explanation.ecg.segments, `${name}: ECG peak x ${column} vs ${target}`);
       const caption = await page.locator(`${EXPLANATION} .more-ts-panel .more-ts-caption`).first().innerText();
       assert.ok(caption.includes(name), `caption "${caption}" names ${name}`);
+      assert.equal(await strongestToken(page), expected.explanation.report.classMaxToken[name], `${name}: strongest report token`);
     }
   });
 
@@ -329,14 +341,7 @@ describe('JupyterLab extension in Chromium', function () {
     const tokens = page.locator(`${EXPLANATION} .more-ts-token`);
     const texts = await tokens.allTextContents();
     assert.deepEqual(texts, expected.explanation.report.tokens);
-    const alphas = await tokens.evaluateAll((nodes) =>
-      nodes.map((node) => {
-        const match = /rgba\(\d+, \d+, \d+, ([\d.]+)\)/.exec((node as unknown as PageElement).style.backgroundColor);
-        return match === null ? 1 : Number(match[1]);
-      }),
-    );
-    const strongest = alphas.indexOf(Math.max(...alphas));
-    assert.equal(strongest, expected.explanation.report.maxToken);
+    assert.equal(await strongestToken(page), expected.explanation.report.maxToken);
   });
 
   it('ECG peak lead, lead selector and zoom', async () => {
