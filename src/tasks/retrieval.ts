@@ -19,7 +19,7 @@ import { readSafetensors, writeSafetensors } from '../model/safetensors';
 import { writeFileAtomic } from '../util/atomic';
 import { getLogger } from '../util/log';
 import type { Modality, RetrievalBundle, RetrievalQuery, RetrievalResult } from '../viz/mime';
-import { BUNDLE_VERSION } from '../viz/mime';
+import { BUNDLE_VERSION, MODALITIES } from '../viz/mime';
 
 const log = getLogger('tasks.retrieval');
 
@@ -318,6 +318,11 @@ export class RetrievalIndex {
     }
     if (metadata.ids.length !== rows || metadata.modalities.length !== rows) {
       throw new Error(`${jsonFile}: ${metadata.ids.length} ids and ${metadata.modalities.length} modalities; expected ${rows} of each`);
+    }
+    const invalid = metadata.modalities.findIndex((modality) => !MODALITIES.includes(modality));
+    if (invalid >= 0) {
+      throw new Error(`${jsonFile}: modalities[${invalid}] is ${JSON.stringify(metadata.modalities[invalid])}; ` +
+        `expected one of ${MODALITIES.join(', ')}`);
     }
     return new RetrievalIndex(metadata.ids, metadata.modalities, tensor.data, dim);
   }

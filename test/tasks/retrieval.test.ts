@@ -200,6 +200,15 @@ describe('tasks/retrieval', () => {
       assert.deepEqual(loaded.search(data.queries, 10), index.search(data.queries, 10));
     });
 
+    it('rejects an unknown modality', () => {
+      RetrievalIndex.fromEmbeddings(['a'], [[1, 0]], 'xray').save(path.join(folder, 'odd'));
+      const jsonFile = path.join(folder, 'odd.json');
+      const metadata = JSON.parse(fs.readFileSync(jsonFile, 'utf8'));
+      metadata.modalities = ['photo'];
+      fs.writeFileSync(jsonFile, JSON.stringify(metadata));
+      assert.throws(() => RetrievalIndex.load(path.join(folder, 'odd')), /modalities\[0\] is "photo"; expected one of xray, ecg, report/);
+    });
+
     it('rejects vectors from another save', () => {
       const first = RetrievalIndex.fromEmbeddings(['a', 'b'], [[1, 0], [0, 1]], 'ecg');
       const second = RetrievalIndex.fromEmbeddings(['a', 'b'], [[1, 1], [0, 1]], 'ecg');
