@@ -149,6 +149,34 @@ describe('datasets/wfdb', () => {
     assert.strictEqual(b.uncalibrated, true);
   });
 
+  it('parses the published MIT-BIH header', () => {
+    // A comment before the record line and a blank line between the signal lines, as published.
+    const file = path.join(FIXTURES, 'headers', '100.hea');
+    const header = parseWfdbHeader(fs.readFileSync(file, 'latin1'), file);
+    assert.strictEqual(header.recordName, '100');
+    assert.strictEqual(header.sampleCount, 650000);
+    assert.strictEqual(header.samplingFrequency, 360);
+    assert.deepStrictEqual(header.comments, ['unnecessary comment', '69 M 1085 1629 x1', 'Aldomet, Inderal']);
+    assert.deepStrictEqual(header.signals.map((signal) => signal.description), ['MLII', 'V5']);
+    assert.deepStrictEqual(header.signals.map((signal) => signal.initialValue), [995, 1011]);
+    assert.deepStrictEqual(header.signals.map((signal) => signal.checksum), [-22131, 20052]);
+    assert.strictEqual(header.signals[0].adcZero, 1024);
+    assert.strictEqual(header.signals[0].baseline, 1024);
+    assert.strictEqual(header.signals[0].format, 212);
+  });
+
+  it('parses a date before the time', () => {
+    // Georgia 12-lead headers write the record name with its extension and the date first.
+    const file = path.join(FIXTURES, 'headers', 'E07500.hea');
+    const header = parseWfdbHeader(fs.readFileSync(file, 'latin1'), file);
+    assert.strictEqual(header.recordName, 'E07500.mat');
+    assert.strictEqual(header.baseDate, '05-May-2020');
+    assert.strictEqual(header.baseTime, '09:49:17');
+    assert.strictEqual(header.signals[5].description, 'aVF');
+    assert.strictEqual(header.signals[0].byteOffset, 24);
+    assert.ok(header.comments.includes('Dx: 67741000119109,426177001'));
+  });
+
   it('orders twelve leads by name', () => {
     // aVF listed before aVL, names in upper case, lead k constant at its canonical index k (1-based).
     const fileOrder = ['I', 'II', 'III', 'AVR', 'AVF', 'AVL', 'V1', 'V2', 'V3', 'V4', 'V5', 'V6'];
