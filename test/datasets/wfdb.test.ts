@@ -220,6 +220,18 @@ describe('datasets/wfdb', () => {
     });
   });
 
+  it('infers a missing sample count from the file', () => {
+    const record = readWfdbRecordSync(writeRecord(scratch, 'nolen', 'nolen 2 250\nnolen.dat 212\nnolen.dat 212\n', {
+      // Two frames of format 212; wfdb-python 4.3 reads them as (1, -1) and (2047, -2048 = NaN).
+      'nolen.dat': [0x01, 0xf0, 0xff, 0xff, 0x87, 0x00],
+    }));
+    assert.strictEqual(record.sampleCount, 2);
+    assert.deepStrictEqual(Array.from(record.digital[0]), [1, 2047]);
+    assert.deepStrictEqual(Array.from(record.digital[1]), [-1, -2048]);
+    assert.ok(Number.isNaN(record.physical[1][1]));
+    assert.strictEqual(record.samplingFrequency, 250);
+  });
+
   describe('malformed input', () => {
     it('rejects a truncated signal file', () => {
       const record = writeRecord(scratch, 'short', 'short 1 500 3\nshort.dat 16 200 16 0\n', { 'short.dat': [1, 0, 2, 0, 3] });

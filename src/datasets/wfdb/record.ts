@@ -128,8 +128,9 @@ export function decodeWfdbRecord(
 
   let sampleCount = header.sampleCount;
   if (sampleCount === null) {
+    // Without a sample count in the header, the shortest signal file decides it.
     const counts = groups.map((group) => inferSampleCount(group, files.get(group.fileName)?.length ?? 0));
-    sampleCount = Math.min(...counts);
+    sampleCount = counts.length > 0 ? Math.min(...counts) : 0;
   }
 
   const digital: Int32Array[] = new Array(header.signalCount);
