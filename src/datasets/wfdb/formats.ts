@@ -1,7 +1,7 @@
 /**
  * Decoders for the WFDB signal storage formats. Each decoder turns the bytes of
  * one signal file into a flat stream of digital samples, interleaved by signal
- * exactly as stored; the record reader splits the stream into signals.
+ * exactly as stored. The record reader then splits the stream into signals.
  */
 
 import { WfdbError } from './header';
