@@ -90,6 +90,22 @@ def run_case(name, model, lora_config, inputs, seed):
     for index, attention in enumerate(base.attentions):
         expected[f"base.attentions.{index}"] = attention
 
+    # Gradients with respect to each attention map (eval mode, so the map that eager
+    # attention returns is the one that multiplies the values), for a weighted sum of
+    # the masked-mean pooled features.
+    g = torch.Generator().manual_seed(seed + 100)
+    attention_weights = torch.randn(ids.shape[0], model.config.hidden_size, generator=g)
+    traced = model(input_ids=ids, attention_mask=mask, token_type_ids=types, output_attentions=True)
+    for attention in traced.attentions:
+        attention.retain_grad()
+    m = mask.unsqueeze(-1).to(traced.last_hidden_state.dtype)
+    pooled = (traced.last_hidden_state * m).sum(1) / m.sum(1)
+    (pooled * attention_weights).sum().backward()
+    expected["attention_loss_weights"] = attention_weights
+    for index, attention in enumerate(traced.attentions):
+        expected[f"base.attention_grads.{index}"] = attention.grad.detach().clone()
+    model.zero_grad()
+
     peft_model = get_peft_model(model, lora_config)
     trainable_count, total_count = count_parameters(peft_model)
     # A fresh adapter has zero up-projections, so its gradients would be trivial:

@@ -86,6 +86,23 @@ for (const caseName of ['roberta-tiny', 'bert-tiny']) {
       encoder.dispose();
     });
 
+    it('matches torch gradients of attention maps', () => {
+      const { encoder } = loadTextEncoder(folder);
+      const weights = get(fixture, 'attention_loss_weights');
+      const [B, T] = batch.ids.shape;
+      const offsets = encoder.layers.map(() => tf.zeros([B, encoder.config.numAttentionHeads, T, T]) as tf.Tensor4D);
+      const grads = tf.grads((...xs: tf.Tensor[]) => {
+        const out = encoder.forward(batch.ids, batch.mask, { tokenTypeIds: batch.types, attentionOffsets: xs as tf.Tensor4D[] });
+        return tf.sum(tf.mul(out.pooled, weights)) as tf.Scalar;
+      })(offsets);
+      grads.forEach((grad, index) => {
+        const relative = maxRelativeDiff(grad, get(fixture, `base.attention_grads.${index}`));
+        assert.ok(relative < 1e-4, `gradient of attention map ${index} differs by ${relative} (relative)`);
+      });
+      tf.dispose([...grads, ...offsets]);
+      encoder.dispose();
+    });
+
     it('matches peft LoRA outputs and pooling', () => {
       const { encoder } = loadTextEncoder(folder, { adapter: path.join(folder, 'adapter') });
       const masked = encoder.forward(batch.ids, batch.mask, { tokenTypeIds: batch.types, returnTokens: true });
