@@ -1,10 +1,10 @@
 """PyTorch side of bench/model.ts: the same MoRE towers, timed on the CPU.
 
-Takes one JSON argument (the configs and timing settings bench/model.ts
-uses) and prints one JSON object: training steps per second of the X-ray and
-ECG towers with their heads and InfoNCE (Adam update included), and
-inference batches per second of each encoder, each at the faster of torch's
-default thread count and one thread. The towers are the PyTorch
+Takes one JSON argument, the configs and timing settings that bench/model.ts
+uses, and prints one JSON object. It contains training steps per second of
+the X-ray and ECG towers with their heads and InfoNCE (Adam update included)
+and inference batches per second of each encoder. Each figure is the faster
+of torch's default thread count and one thread. The towers are the PyTorch
 modules of reference/model_vision.py, which the parity tests check the
 TypeScript towers against.
 """
@@ -42,7 +42,7 @@ def build(config):
 
 
 def rate(step, min_seconds, min_iterations):
-    """Calls per second of `step` after one warm-up call."""
+    """Return calls per second of `step` after one warm-up call."""
     step()
     iterations = 0
     started = time.perf_counter()

@@ -2,11 +2,10 @@
  * MoRE model benchmark: our X-ray and ECG towers against the same PyTorch
  * modules (reference/model_vision.py), in the same run on the same machine.
  *
- * Figures, for the `tiny` and `base` presets at batch 8 on the CPU:
- * training throughput of one step (both encoders in training mode with
- * DropKey, both nonlinear heads, symmetric InfoNCE, backward pass and an
- * Adam update) and eval-mode inference throughput of each encoder, all in
- * samples per second. Each line ends in `ratio=X`, ours over PyTorch's.
+ * It measures the `tiny` and `base` presets at batch 8 on the CPU, in samples
+ * per second. The training figure is one step: both encoders in training mode
+ * with DropKey, both nonlinear heads, symmetric InfoNCE, the backward pass and
+ * an Adam update. The inference figures are each encoder in eval mode. Each line ends in `ratio=X`, ours over PyTorch's.
  * Run with `npm run bench:model`; `--preset tiny` runs one preset.
  */
 import { spawnSync } from 'child_process';
@@ -45,7 +44,7 @@ interface Rates {
   ecgBatchesPerSecond: number;
 }
 
-/** Returns calls per second of `step` after one warm-up call; `step` must wait for its result. */
+/** Returns calls per second of `step` after one warm-up call. `step` must wait for its result. */
 function rate(step: () => void, minSeconds: number, minIterations: number): number {
   step();
   let iterations = 0;
@@ -87,7 +86,7 @@ function measureOurs(preset: 'tiny' | 'base'): Rates {
       return infoNce(imageEmbedding, ecgEmbedding, 0.02);
     }, variables);
     optimizer.applyGradients(Object.entries(grads).map(([name, tensor]) => ({ name, tensor })));
-    // Reading the loss back waits for the step; the native backend runs ops eagerly.
+    // The native backend runs ops eagerly, so reading the loss back waits for the whole step.
     value.dataSync();
     tf.dispose([value, ...Object.values(grads)]);
   };

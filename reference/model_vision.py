@@ -1,11 +1,12 @@
 """Fixtures for the X-ray ViT, ECG encoder, projection heads and losses (test/model/vision*, heads*, loss*).
 
 Builds tiny random configurations in PyTorch with the MoRE reference's
-structure: a timm-style VisionTransformer (class token, learned position
-embeddings, pre-norm blocks, LayerNorm eps 1e-6, exact GELU, qkv without bias,
-class token after the final norm as the pooled output), the ECG variant with
-the Conv1d + ReLU + BatchNorm1d patch embedding, the nonlinear and linear
-projection heads, and symmetric InfoNCE. Every case runs in eval mode (DropKey
+structure. The ViT follows timm's VisionTransformer: class token, learned
+position embeddings, pre-norm blocks, LayerNorm eps 1e-6, exact GELU, qkv
+without bias, and the class token after the final norm as the pooled output.
+The ECG variant swaps in the Conv1d + ReLU + BatchNorm1d patch embedding.
+The heads are the nonlinear and linear projection heads, and the loss is
+symmetric InfoNCE. Every case runs in eval mode (DropKey
 off) unless it says otherwise. Weights, inputs, outputs and gradients are
 stored as safetensors under test/fixtures/model/vision/.
 
@@ -50,7 +51,7 @@ RECORD_ATTENTION = True
 
 
 class Attention(nn.Module):
-    """Multi-head self-attention without qkv bias; DropKey masks logits in training."""
+    """Multi-head self-attention without qkv bias, where DropKey masks logits in training."""
 
     def __init__(self, width, heads, drop_key_rate=0.0):
         super().__init__()
@@ -129,7 +130,7 @@ class EcgPatchEmbed(nn.Module):
 
 
 class VisionTransformer(nn.Module):
-    """A ViT under timm's parameter names; the pooled output is the class token after the final norm."""
+    """A ViT under timm's parameter names, pooled by the class token after the final norm."""
 
     def __init__(self, patch_embed, tokens, width, depth, heads, mlp_dim, drop_key_rate=0.0):
         super().__init__()
@@ -198,7 +199,7 @@ def save(name, tensors, metadata=None):
 
 
 def encoder_case(prefix, model, inputs, layout_input, probe):
-    """Runs `model` in eval mode; stores weights, input, pooled output, attentions and gradients."""
+    """Run `model` in eval mode and store weights, input, pooled output, attentions and gradients."""
     model.eval()
     weights = {key: value.clone() for key, value in model.state_dict().items()}
     model.zero_grad()
@@ -216,7 +217,7 @@ def encoder_case(prefix, model, inputs, layout_input, probe):
 
 
 def info_nce(a, b, temperature=None, logit_scale=None):
-    """Symmetric InfoNCE over L2-normalised rows; row i of `a` pairs with row i of `b`."""
+    """Compute symmetric InfoNCE over L2-normalised rows, pairing row i of `a` with row i of `b`."""
     a = F.normalize(a, dim=1)
     b = F.normalize(b, dim=1)
     multiplier = 1 / temperature if logit_scale is None else logit_scale.clamp(max=math.log(100)).exp()
@@ -311,7 +312,7 @@ def heads_case(generator):
 
 
 def ecg_train_case(model, signals):
-    """The ECG encoder in training mode without DropKey: BatchNorm batch statistics and running-stat updates."""
+    """Run the ECG encoder in training mode without DropKey and store its output and updated running statistics."""
     model.train()
     with torch.no_grad():
         pooled = model(signals)

@@ -128,13 +128,13 @@ export function vitPreset(name: PresetName): VitConfig {
 /** Returns the ECG encoder config of a preset. */
 export function ecgPreset(name: PresetName): EcgConfig {
   checkChoice('preset', name, PRESET_NAMES);
-  const convChannels = name === 'base' ? 256 : name === 'small' ? 128 : 32;
+  const convChannels: Record<PresetName, number> = { tiny: 32, small: 128, base: 256 };
   return {
     ...TRUNKS[name],
     ...TRUNK_DEFAULTS,
     leads: 12,
     samples: 1000,
-    convChannels,
+    convChannels: convChannels[name],
     conv1Kernel: 5,
     conv1Stride: 5,
     conv2Kernel: 5,

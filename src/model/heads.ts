@@ -1,8 +1,8 @@
 /**
  * Projection heads that map encoder features into the shared MoRE space.
- * Names follow the reference's `ProjectionHead`: the nonlinear head is
- * `layers.0` (Linear without bias + BatchNorm1d), ReLU, `layers.2` (the
- * same); the linear head is `layers.linear` (Linear with bias).
+ * Names follow the reference's `ProjectionHead`. The nonlinear head is
+ * `layers.0` (Linear without bias + BatchNorm1d), a ReLU, then `layers.2`
+ * (the same again). The linear head is `layers.linear` (Linear with bias).
  */
 import * as tf from '@tensorflow/tfjs';
 

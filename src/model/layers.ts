@@ -7,14 +7,71 @@ import * as tf from '@tensorflow/tfjs';
 
 import { Module } from './module';
 
-/** Samples N(0, std) truncated to [-2 std, 2 std], as timm initialises ViT weights. */
+/**
+ * Samples N(0, std) truncated at two standard deviations. timm truncates at
+ * +-2 in absolute terms, which cuts nothing at its std of 0.02, so fresh
+ * weights differ slightly in distribution (loaded weights are unaffected).
+ */
 export function truncatedNormal(shape: number[], std: number): tf.Tensor {
   return tf.truncatedNormal(shape, 0, std);
 }
 
-/** GELU with the exact erf form (PyTorch `nn.GELU()` default, not the tanh approximation). */
+const INV_SQRT_2PI = 1 / Math.sqrt(2 * Math.PI);
+
+/** The argument type of `tf.customGrad`, which its typings do not export. */
+export type CustomGradient = Parameters<typeof tf.customGrad>[0];
+
+// A custom gradient keeps only the input for the backward pass. Built from
+// primitive ops, GELU would keep four tensors of the MLP's hidden size per block.
+const geluWithGradient = tf.customGrad(((x: tf.Tensor, save: tf.GradSaveFunc) => {
+  save([x]);
+  const value = tf.tidy(() => tf.mul(tf.mul(x, 0.5), tf.add(1, tf.erf(tf.mul(x, Math.SQRT1_2)))));
+  const gradFunc = (dy: tf.Tensor, saved: tf.Tensor[]): tf.Tensor =>
+    tf.tidy(() => {
+      const [input] = saved;
+      // d/dx [x Phi(x)] = Phi(x) + x phi(x), with phi the standard normal density.
+      const cdf = tf.mul(tf.add(1, tf.erf(tf.mul(input, Math.SQRT1_2))), 0.5);
+      const density = tf.mul(tf.exp(tf.mul(tf.square(input), -0.5)), INV_SQRT_2PI);
+      return tf.mul(dy, tf.add(cdf, tf.mul(input, density)));
+    });
+  return { value, gradFunc };
+}) as unknown as CustomGradient);
+
+/** Applies GELU in the exact erf form (PyTorch `nn.GELU()` default, not the tanh approximation). */
 export function gelu<T extends tf.Tensor>(x: T): T {
-  return tf.tidy(() => tf.mul(tf.mul(x, 0.5), tf.add(1, tf.erf(tf.mul(x, Math.SQRT1_2)))) as T);
+  return geluWithGradient(x) as T;
+}
+
+type LayerNormFunction = (x: tf.Tensor, weight: tf.Tensor, bias: tf.Tensor) => tf.Tensor;
+
+/**
+ * Builds layer normalisation over the last axis with a custom gradient that
+ * keeps only the normalised input and the reciprocal standard deviation.
+ */
+function layerNormWithGradient(epsilon: number): LayerNormFunction {
+  return tf.customGrad(((x: tf.Tensor, weight: tf.Tensor, bias: tf.Tensor, save: tf.GradSaveFunc) => {
+    const axis = x.rank - 1;
+    const [normalised, inverseStd] = tf.tidy(() => {
+      const { mean, variance } = tf.moments(x, axis, true);
+      const inverse = tf.rsqrt(tf.add(variance, epsilon));
+      return [tf.mul(tf.sub(x, mean), inverse), inverse];
+    });
+    save([normalised, inverseStd, weight]);
+    const value = tf.tidy(() => tf.add(tf.mul(normalised, weight), bias));
+    const gradFunc = (dy: tf.Tensor, saved: tf.Tensor[]): tf.Tensor[] =>
+      tf.tidy(() => {
+        const [xHat, inverse, gamma] = saved;
+        const outerAxes = xHat.shape.slice(0, -1).map((_, index) => index);
+        const dxHat = tf.mul(dy, gamma);
+        // dx = inverse * (dxHat - mean(dxHat) - xHat * mean(dxHat * xHat)), means over the last axis.
+        const centred = tf.sub(dxHat, tf.mean(dxHat, axis, true));
+        const dx = tf.mul(inverse, tf.sub(centred, tf.mul(xHat, tf.mean(tf.mul(dxHat, xHat), axis, true))));
+        const dWeight = tf.sum(tf.mul(dy, xHat), outerAxes);
+        const dBias = tf.sum(dy, outerAxes);
+        return [dx, dWeight, dBias];
+      });
+    return { value, gradFunc };
+  }) as unknown as CustomGradient) as LayerNormFunction;
 }
 
 /** y = x W^T + b over the last axis of an input of any rank. */
@@ -48,19 +105,17 @@ export class LayerNorm extends Module {
   readonly weight: tf.Variable<tf.Rank.R1>;
   readonly bias: tf.Variable<tf.Rank.R1>;
 
+  private readonly normalise: LayerNormFunction;
+
   constructor(readonly features: number, readonly eps: number) {
     super();
     this.weight = this.addWeight('weight', tf.ones([features]) as tf.Tensor1D);
     this.bias = this.addWeight('bias', tf.zeros([features]) as tf.Tensor1D);
+    this.normalise = layerNormWithGradient(eps);
   }
 
   apply<T extends tf.Tensor>(x: T): T {
-    return tf.tidy(() => {
-      const axis = x.rank - 1;
-      const { mean, variance } = tf.moments(x, axis, true);
-      const normalised = tf.mul(tf.sub(x, mean), tf.rsqrt(tf.add(variance, this.eps)));
-      return tf.add(tf.mul(normalised, this.weight), this.bias) as T;
-    });
+    return this.normalise(x, this.weight, this.bias) as T;
   }
 }
 
@@ -68,7 +123,7 @@ export class LayerNorm extends Module {
  * Batch normalisation over the channel (last) axis of [B, C] or [B, L, C]
  * inputs, matching `torch.nn.BatchNorm1d` (momentum 0.1, eps 1e-5). Training
  * normalises with the biased batch variance and moves the running variance
- * towards the unbiased one; evaluation uses the running statistics.
+ * towards the unbiased one. Evaluation uses the running statistics.
  */
 export class BatchNorm1d extends Module {
   readonly weight: tf.Variable<tf.Rank.R1>;
@@ -86,7 +141,7 @@ export class BatchNorm1d extends Module {
     this.numBatchesTracked = this.addWeight('num_batches_tracked', tf.scalar(0), false);
   }
 
-  /** Normalises `x`; in training it also updates the running statistics once. */
+  /** Normalises `x`. In training it also updates the running statistics once. */
   apply<T extends tf.Tensor>(x: T, training: boolean): T {
     return tf.tidy(() => {
       if (x.shape[x.rank - 1] !== this.features) {

@@ -1,7 +1,7 @@
 /**
- * Contrastive losses of MoRE. InfoNCE (van den Oord et al., 2018) in the
- * symmetric CLIP form (Radford et al., 2021): both sides are L2-normalised,
- * logits are cosine similarities divided by the temperature, and the
+ * Contrastive losses of MoRE: InfoNCE (van den Oord et al., 2018) in the
+ * symmetric CLIP form (Radford et al., 2021). Both sides are L2-normalised
+ * and the logits are cosine similarities divided by the temperature. The
  * cross-entropy with the diagonal as targets is averaged over both directions.
  * The MoRE total is InfoNCE(report, X-ray) + InfoNCE(report, ECG), each over
  * the pairs whose X-ray or ECG exists.
@@ -16,7 +16,7 @@ const NORM_EPS = 1e-12;
 
 /**
  * The temperature as a logit multiplier (1 / temperature). Fixed: a constant.
- * Learnable: `logit_scale` holds log(1 / temperature) and the multiplier is
+ * Learnable: `logit_scale` contains log(1 / temperature) and the multiplier is
  * exp(min(logit_scale, log(maxScale))), so it never exceeds `maxScale`.
  */
 export class Temperature {
@@ -32,13 +32,13 @@ export class Temperature {
     }
   }
 
-  /** The logit multiplier as a scalar tensor (the caller disposes it). */
+  /** Returns the logit multiplier as a scalar tensor (the caller disposes it). */
   multiplier(): tf.Scalar {
     if (this.logitScale === undefined) return tf.scalar(1 / this.config.initial);
     return tf.tidy(() => tf.exp(tf.minimum(this.logitScale!, Math.log(this.config.maxScale))) as tf.Scalar);
   }
 
-  /** The current temperature (reads the variable back in learnable mode). */
+  /** Returns the current temperature, reading the variable back in learnable mode. */
   value(): number {
     const multiplier = this.multiplier();
     const value = 1 / multiplier.dataSync()[0];
@@ -127,7 +127,7 @@ export function presentRows(embedding: tf.Tensor2D, present: boolean[]): Modalit
   return { embedding: tf.gather(embedding, rows) as tf.Tensor2D, rows };
 }
 
-/** The MoRE loss: InfoNCE(report, X-ray) + InfoNCE(report, ECG) over present pairs. */
+/** Computes the MoRE loss, InfoNCE(report, X-ray) + InfoNCE(report, ECG), over present pairs. */
 export function moreLoss(
   output: { text: tf.Tensor2D; image?: ModalityEmbedding; ecg?: ModalityEmbedding },
   temperature: TemperatureLike,

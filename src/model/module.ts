@@ -12,7 +12,7 @@ export abstract class Module implements WeightOwner {
   private readonly children = new Map<string, Module>();
   private disposed = false;
 
-  /** Registers a variable under `name`; buffers (running statistics) pass `trainable` false. */
+  /** Registers a variable under `name`. Buffers such as running statistics pass `trainable` false. */
   protected addWeight<R extends tf.Rank>(name: string, initial: tf.Tensor<R>, trainable = true): tf.Variable<R> {
     if (this.ownWeights.has(name) || this.children.has(name)) {
       throw new Error(`Duplicate weight name "${name}" in ${this.constructor.name}`);

@@ -2,7 +2,7 @@
  * The MoRE model: an X-ray ViT, an ECG ViT and a report encoder, each with a
  * projection head into one shared space, trained with the report as the
  * anchor (InfoNCE(report, X-ray) + InfoNCE(report, ECG)). The model joins the
- * towers and owns the temperature; the loss itself lives in `loss.ts`.
+ * towers and owns the temperature, and the loss itself lives in `loss.ts`.
  *
  * Weight names follow the reference's `MultiModal` module: `xray_model.vit_model.*`,
  * `ecg_model.vit_model.*`, `text_model.*` (whatever the text encoder names),
@@ -127,7 +127,7 @@ export class MoreModel implements MoreModelApi {
     return moreLoss(output, this.temperature);
   }
 
-  /** Every weight under the reference's names (see {@link MORE_WEIGHT_PREFIXES}). */
+  /** Returns every weight under the reference's names (see {@link MORE_WEIGHT_PREFIXES}). */
   namedWeights(): Map<string, tf.Variable> {
     const result = new Map<string, tf.Variable>();
     const parts: [string, WeightOwner | Temperature][] = [

@@ -42,7 +42,7 @@ export interface LoadWeightsOptions {
   strict?: boolean;
 }
 
-/** What {@link WeightOwner.loadNamedWeights} did. */
+/** Outcome of {@link WeightOwner.loadNamedWeights}. */
 export interface LoadWeightsReport {
   loaded: string[];
   /** Module weights the map did not provide (only when not strict). */
@@ -92,7 +92,7 @@ export interface TextEncoder extends WeightOwner {
 /**
  * One training or evaluation batch of B reports. A sample may lack its X-ray
  * or its ECG: `images` and `ecgs` still have B rows (any values where the
- * sample lacks one), and `imagePresent` / `ecgPresent` say which rows are real.
+ * sample lacks one), and `imagePresent` / `ecgPresent` mark the rows that are real.
  * Missing flags mean every row is present. Leave `images` or `ecgs` out when
  * no sample of the batch has one.
  */

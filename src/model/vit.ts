@@ -13,12 +13,38 @@ import * as tf from '@tensorflow/tfjs';
 
 import { Rng } from '../util/rng';
 import { type TrunkConfig, type VitConfig, validateVitConfig } from './config';
-import { LayerNorm, Linear, gelu, truncatedNormal } from './layers';
+import { type CustomGradient, LayerNorm, Linear, gelu, truncatedNormal } from './layers';
 import { Module } from './module';
 import type { EncoderForwardOptions, EncoderOutput, ImageEncoder } from './types';
 
-/** Added to a dropped attention logit, as the MoRE reference does; softmax turns it into an exact zero. */
+/** Value added to a dropped attention logit, as in the MoRE reference. Softmax turns it into an exact zero. */
 const DROPPED_LOGIT = -1e12;
+
+/**
+ * Applies softmax over the last axis after DropKey. With `dropRate` above 0,
+ * each logit is masked with that probability, using a mask drawn from `seed`.
+ * The custom gradient keeps only the probabilities for the backward pass.
+ * Built from primitive ops, the mask and the masked logits would also be
+ * kept, two more tensors of the attention size per block.
+ */
+function dropKeySoftmax(logits: tf.Tensor4D, dropRate: number, seed: number): tf.Tensor4D {
+  const softmax = tf.customGrad(((x: tf.Tensor, save: tf.GradSaveFunc) => {
+    const value = tf.tidy(() => {
+      if (dropRate === 0) return tf.softmax(x);
+      const dropped = tf.less(tf.randomUniform(x.shape, 0, 1, 'float32', seed), dropRate);
+      return tf.softmax(tf.add(x, tf.mul(tf.cast(dropped, 'float32'), DROPPED_LOGIT)));
+    });
+    save([value]);
+    const gradFunc = (dy: tf.Tensor, saved: tf.Tensor[]): tf.Tensor =>
+      tf.tidy(() => {
+        const [probabilities] = saved;
+        // Softmax Jacobian-vector product: p * (dy - sum(dy * p)) over the last axis.
+        return tf.mul(probabilities, tf.sub(dy, tf.sum(tf.mul(dy, probabilities), -1, true)));
+      });
+    return { value, gradFunc };
+  }) as unknown as CustomGradient);
+  return softmax(logits) as tf.Tensor4D;
+}
 
 /** Per-call state a block needs besides its input. */
 interface BlockContext {
@@ -29,7 +55,7 @@ interface BlockContext {
   keepAttention: boolean;
 }
 
-/** Multi-head self-attention with DropKey; `qkv` and `proj` keep timm's names. */
+/** Multi-head self-attention with DropKey, with timm's names `qkv` and `proj`. */
 export class Attention extends Module {
   readonly qkv: Linear;
   readonly proj: Linear;
@@ -52,12 +78,9 @@ export class Attention extends Module {
       const qkv = tf.transpose(tf.reshape(this.qkv.apply(x), [B, T, 3, H, D]), [2, 0, 3, 1, 4]); // [3, B, H, T, D]
       const [q, k, v] = tf.unstack(qkv) as tf.Tensor4D[]; // each [B, H, T, D]
 
-      let logits = tf.matMul(tf.mul(q, this.scale), k, false, true) as tf.Tensor4D; // [B, H, T, T]
-      if (context.training && this.dropKeyRate > 0) {
-        const dropped = tf.less(tf.randomUniform(logits.shape, 0, 1, 'float32', context.dropKeySeed), this.dropKeyRate);
-        logits = tf.add(logits, tf.mul(tf.cast(dropped, 'float32'), DROPPED_LOGIT));
-      }
-      let attention = tf.softmax(logits) as tf.Tensor4D; // over keys, the last axis
+      const logits = tf.matMul(tf.mul(q, this.scale), k, false, true) as tf.Tensor4D; // [B, H, T, T]
+      const dropRate = context.training ? this.dropKeyRate : 0;
+      let attention = dropKeySoftmax(logits, dropRate, context.dropKeySeed); // over keys, the last axis
       if (context.offset !== undefined) attention = tf.add(attention, context.offset);
 
       const mixed = tf.matMul(attention, v) as tf.Tensor4D; // [B, H, T, D]
@@ -111,7 +134,7 @@ export class Block extends Module {
 
 /** Options for building an encoder. */
 export interface EncoderBuildOptions {
-  /** Seed of the DropKey masks (default 0); the generator's state is `encoder.rng`. */
+  /** Seed of the DropKey masks (default 0). The generator's state is `encoder.rng`. */
   seed?: number;
 }
 
@@ -203,7 +226,7 @@ export class PatchEmbed extends Module {
   constructor(readonly patchSize: number, channels: number, width: number) {
     super();
     const fanIn = channels * patchSize * patchSize;
-    // PyTorch Conv2d layout [out, in, kh, kw]; transposed to TensorFlow's [kh, kw, in, out] in apply.
+    // PyTorch Conv2d layout [out, in, kh, kw], which apply transposes to TensorFlow's [kh, kw, in, out].
     this.weight = this.addWeight('proj.weight', truncatedNormal([width, channels, patchSize, patchSize], Math.sqrt(1 / fanIn)) as tf.Tensor4D);
     this.bias = this.addWeight('proj.bias', tf.zeros([width]) as tf.Tensor1D);
   }

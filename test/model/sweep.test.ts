@@ -15,8 +15,8 @@ import {
 } from '../../src/model';
 
 // Inputs that keep the sweep fast. The architecture (depth, width, heads, MLP,
-// convolutions) stays the preset's own; only the image size and ECG length shrink,
-// which changes nothing but the length of the position embedding.
+// convolutions) stays the preset's own. Only the image size and ECG length shrink,
+// and that changes nothing but the length of the position embedding.
 const INPUT_SIZES: Record<PresetName, { imageSize: number; samples: number }> = {
   tiny: { imageSize: 224, samples: 1000 },
   small: { imageSize: 32, samples: 50 },
