@@ -97,7 +97,8 @@ def snapshot(model):
     return out
 
 
-def main():
+def build_model():
+    """Returns the tiny reference-layout model with the fixture's weights, dropout off, in training mode."""
     with open(os.path.join(FIXTURE, 'text-config.json')) as handle:
         text_config = RobertaConfig.from_dict(json.load(handle))
     model = model_text.TinyMultiModal(text_config)
@@ -106,6 +107,17 @@ def main():
         if isinstance(module, torch.nn.Dropout):
             module.p = 0.0
     model.train()
+    return model
+
+
+def batch_loss(model, batch):
+    xray, ecg, ids, mask = batch
+    xray_p, ecg_p, text_p = model(xray, ecg, ids, mask)
+    return (info_nce(text_p, xray_p) + info_nce(xray_p, text_p)) / 2 + (info_nce(text_p, ecg_p) + info_nce(ecg_p, text_p)) / 2
+
+
+def main():
+    model = build_model()
 
     parameters = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(parameters, lr=LR, weight_decay=WEIGHT_DECAY, eps=EPS)
@@ -113,9 +125,7 @@ def main():
     losses, snapshots, steps = [], {}, 0
     for _ in range(EPOCHS):
         for b in range(BATCHES):
-            xray, ecg, ids, mask = make_batch(b)
-            xray_p, ecg_p, text_p = model(xray, ecg, ids, mask)
-            loss = (info_nce(text_p, xray_p) + info_nce(xray_p, text_p)) / 2 + (info_nce(text_p, ecg_p) + info_nce(ecg_p, text_p)) / 2
+            loss = batch_loss(model, make_batch(b))
             loss.backward()
             losses.append(loss.item())
             if (b + 1) % ACCUMULATION == 0 or b + 1 == BATCHES:
