@@ -16,7 +16,7 @@ import {
 } from '../../src/model/checkpoint';
 import { MoreModel, disposeMoreOutput } from '../../src/model/more';
 import { type TensorToWrite, readSafetensors, writeSafetensors } from '../../src/model/safetensors';
-import { TransformerTextEncoder, parseHuggingFaceConfig } from '../../src/model/text';
+import { TransformerTextEncoder, buildTextEncoder, describeTextEncoder, parseHuggingFaceConfig } from '../../src/model/text';
 import { VisionTransformer } from '../../src/model/vit';
 import { vitPreset } from '../../src/model/config';
 
@@ -125,6 +125,33 @@ describe('checkpoint', () => {
       other.dispose();
       model.dispose();
       copy.dispose();
+    } finally {
+      fs.rmSync(folder, { recursive: true, force: true });
+    }
+  });
+
+  it('rebuilds a MoRE model from its saved config', () => {
+    const folder = temporaryFolder();
+    try {
+      const model = buildTinyMore();
+      importReferenceMore(model, path.join(FIXTURE, 'reference.safetensors'));
+      const text = model.text as TransformerTextEncoder;
+      saveCheckpoint(folder, model, { more: model.config, text: describeTextEncoder(text) });
+
+      const saved = readCheckpointConfig(folder) as { more: MoreModel['config']; text: ReturnType<typeof describeTextEncoder> };
+      const rebuilt = new MoreModel(saved.more, buildTextEncoder(saved.text, { randomInit: false }));
+      loadCheckpoint(folder, rebuilt);
+      const rebuiltText = rebuilt.text as TransformerTextEncoder;
+      assert.strictEqual(rebuiltText.pooling, 'mean');
+      assert.deepStrictEqual(rebuiltText.lora, text.lora);
+      const ids = tf.tensor2d([[0, 5, 6, 2, 1]], undefined, 'int32');
+      const mask = tf.tensor2d([[1, 1, 1, 1, 0]], undefined, 'int32');
+      const first = model.encodeText(ids, mask);
+      const second = rebuilt.encodeText(ids, mask);
+      assert.strictEqual(maxAbsDiff(first.embedding, second.embedding), 0);
+      tf.dispose([ids, mask, first.pooled, first.embedding, second.pooled, second.embedding]);
+      model.dispose();
+      rebuilt.dispose();
     } finally {
       fs.rmSync(folder, { recursive: true, force: true });
     }

@@ -379,6 +379,28 @@ describe('text encoder', () => {
     }
   });
 
+  it('records half-precision storage and guards merging', () => {
+    const directory = fs.mkdtempSync(path.join(os.tmpdir(), 'more-text-'));
+    try {
+      const source = path.join(FIXTURES, 'roberta-tiny');
+      fs.copyFileSync(path.join(source, 'config.json'), path.join(directory, 'config.json'));
+      const { tensors } = readSafetensors(path.join(source, 'model.safetensors'));
+      const half = new Map<string, TensorToWrite>([...tensors].map(([name, t]) => [name, { dtype: 'F16', shape: t.shape, data: t.data }]));
+      writeSafetensors(path.join(directory, 'model.safetensors'), half);
+      const { encoder, report } = loadTextEncoder(directory, { adapter: path.join(source, 'adapter') });
+      assert.deepStrictEqual(report.dtypes, { F16: tensors.size });
+      const query = encoder.denseLayers().get('encoder.layer.0.attention.self.query');
+      assert.ok(query !== undefined);
+      assert.strictEqual(query.storageDtype, 'F16');
+      assert.throws(() => query.merge(), /Refusing to merge a LoRA adapter into F16 weights/);
+      const merged = query.merge({ allowPrecisionLoss: true });
+      assert.ok(merged.maxAbsDrift > 0, 'rounding to F16 moved some weights');
+      encoder.dispose();
+    } finally {
+      fs.rmSync(directory, { recursive: true, force: true });
+    }
+  });
+
   it('saves and reloads with its adapter', () => {
     const directory = fs.mkdtempSync(path.join(os.tmpdir(), 'more-text-'));
     try {

@@ -314,7 +314,7 @@ export class TransformerTextEncoder extends Module implements TextEncoder {
     }) as unknown as EncoderOutput;
   }
 
-  /** transformers' pooler output: tanh(dense(first token)), [B, H]. MoRE does not use it. */
+  /** Computes transformers' pooler output tanh(dense(first token)), [B, H]. MoRE does not use it. */
   poolFirstToken(hidden: tf.Tensor3D): tf.Tensor2D {
     const pooler = this.pooler;
     if (pooler === undefined) throw new Error('This text encoder has no pooler layer (addPoolingLayer is false)');
@@ -354,13 +354,35 @@ export class TransformerTextEncoder extends Module implements TextEncoder {
   }
 }
 
+/** Everything needed to rebuild an encoder's architecture, as stored in a checkpoint config. */
+export interface TextEncoderSpec {
+  config: TextEncoderConfig;
+  pooling: TextPooling;
+  /** LoRA settings when the encoder carries adapters. */
+  lora?: LoraConfig;
+}
+
+/** Describes an encoder so {@link buildTextEncoder} can rebuild it (weights not included). */
+export function describeTextEncoder(encoder: TransformerTextEncoder): TextEncoderSpec {
+  const spec: TextEncoderSpec = { config: { ...encoder.config }, pooling: encoder.pooling };
+  if (encoder.lora !== undefined) spec.lora = { ...encoder.lora, targetModules: [...encoder.lora.targetModules] };
+  return spec;
+}
+
+/** Builds an encoder from a {@link TextEncoderSpec}, adding its LoRA adapters. */
+export function buildTextEncoder(spec: TextEncoderSpec, options: TextBuildOptions = {}): TransformerTextEncoder {
+  const encoder = new TransformerTextEncoder(spec.config, { ...options, pooling: spec.pooling });
+  if (spec.lora !== undefined) encoder.addLora(spec.lora, options.seed ?? 0);
+  return encoder;
+}
+
 function checkPooling(pooling: string): void {
   if (!(TEXT_POOLING_MODES as readonly string[]).includes(pooling)) {
     throw new Error(`Invalid text pooling "${pooling}": expected one of ${TEXT_POOLING_MODES.join(', ')}`);
   }
 }
 
-/** Means [B, T, H] states over T, over real tokens only for `masked-mean`. */
+/** Averages [B, T, H] states over T, over real tokens only for `masked-mean`. */
 function pool(hidden: tf.Tensor3D, mask: tf.Tensor2D, pooling: TextPooling): tf.Tensor2D {
   return tf.tidy(() => {
     if (pooling === 'mean') return tf.mean(hidden, 1) as tf.Tensor2D;
