@@ -8,6 +8,7 @@ import { loadPreprocessedEcg } from '../../src/datasets/ecg/load';
 import {
   Batch, BatchPipeline, batchToTensors, DecoderSpec, ecgDecoder, PipelineOptions, SampleRecord, xrayDecoder,
 } from '../../src/datasets/pipeline';
+import { WorkerPool } from '../../src/datasets/pipeline/pool';
 import { preprocessXrayFile } from '../../src/datasets/xray';
 import { getLogLevel, setLogLevel } from '../../src/util/log';
 
@@ -44,7 +45,7 @@ let savedLevel: ReturnType<typeof getLogLevel>;
 before(() => {
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'more-pipeline-'));
   savedLevel = getLogLevel();
-  setLogLevel('error');
+  setLogLevel('silent');
 });
 after(async () => {
   setLogLevel(savedLevel);
@@ -172,6 +173,19 @@ describe('datasets/pipeline workers', () => {
     const messages = pipeline.summary.examples['X-ray decoding failed'].map((e) => e.message ?? '');
     assert.match(messages[0], /worker exited with code 3 while decoding .*crash\.txt/);
     assert.match(messages[1], /timed out after 1500 ms while decoding .*hang\.txt/);
+  });
+
+  it('gives up on a worker that cannot start', async () => {
+    const pool = new WorkerPool(1, 5000, path.join(__dirname, 'pipeline.broken-worker.js'));
+    try {
+      const task = { module: PROBE.module, exportName: PROBE.exportName, filePath: 'a.txt', options: undefined };
+      await assert.rejects(pool.run(task), /a\.txt/);
+      await assert.rejects(pool.run(task), /a\.txt/);
+      await assert.rejects(pool.run(task), /this worker cannot start/);
+      await assert.rejects(pool.run({ ...task, filePath: 'b.txt' }), /The decoding workers cannot start .* while decoding b\.txt/);
+    } finally {
+      await pool.close();
+    }
   });
 
   it('matches the main-thread X-ray and ECG preprocessing', async () => {

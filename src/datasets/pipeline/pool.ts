@@ -20,14 +20,15 @@ interface PendingTask {
 
 interface PoolWorker {
   worker: Worker;
+  /** Set once the worker script has loaded and posted its ready message. */
+  ready: boolean;
   current?: PendingTask;
   timer?: NodeJS.Timeout;
 }
 
 /** Starts the worker script; under tsx (a `.ts` source) the worker registers tsx first. */
-function startWorker(): Worker {
-  const extension = path.extname(__filename);
-  const script = path.join(__dirname, `worker${extension}`);
+function startWorker(script: string): Worker {
+  const extension = path.extname(script);
   if (extension === '.ts') {
     const source = `require('tsx/cjs'); require(${JSON.stringify(script)});`;
     return new Worker(source, { eval: true });
@@ -40,15 +41,30 @@ export class WorkerPool {
   private readonly queue: PendingTask[] = [];
   private nextTaskId = 1;
   private closed = false;
+  /** Workers in a row that died before loading; three mean the worker script cannot start. */
+  private startupFailures = 0;
+  private brokenReason?: string;
 
-  constructor(size: number, private readonly timeoutMs: number) {
+  /** `script` replaces the worker script, for tests; it defaults to worker.ts (worker.js when compiled). */
+  constructor(
+    size: number,
+    private readonly timeoutMs: number,
+    private readonly script = path.join(__dirname, `worker${path.extname(__filename)}`),
+  ) {
     if (!Number.isInteger(size) || size < 1) throw new Error(`Invalid worker count ${size}: expected a positive integer`);
     for (let i = 0; i < size; i++) this.workers.push(this.spawn());
   }
 
   private spawn(): PoolWorker {
-    const entry: PoolWorker = { worker: startWorker() };
-    entry.worker.on('message', (reply: DecodeReply) => this.finish(entry, reply));
+    const entry: PoolWorker = { worker: startWorker(this.script), ready: false };
+    entry.worker.on('message', (reply: DecodeReply | { ready: true }) => {
+      if ('ready' in reply) {
+        entry.ready = true;
+        this.startupFailures = 0;
+      } else {
+        this.finish(entry, reply);
+      }
+    });
     entry.worker.on('error', (error) => this.fail(entry, `worker error: ${error.message}`));
     entry.worker.on('exit', (code) => {
       if (!this.closed) this.fail(entry, `worker exited with code ${code}`);
@@ -61,6 +77,9 @@ export class WorkerPool {
   /** Runs a task on the next free worker and resolves with its values. */
   run(task: Omit<DecodeTask, 'taskId'>): Promise<Float32Array> {
     if (this.closed) return Promise.reject(new Error('The worker pool is closed'));
+    if (this.brokenReason !== undefined) {
+      return Promise.reject(new Error(`The decoding workers cannot start (${this.brokenReason}) while decoding ${task.filePath}`));
+    }
     return new Promise((resolve, reject) => {
       this.queue.push({ task: { ...task, taskId: this.nextTaskId++ }, resolve, reject });
       this.dispatch();
@@ -106,6 +125,16 @@ export class WorkerPool {
     if (pending !== undefined) {
       logger.warn(`decoding ${pending.task.filePath} failed (${reason}); replacing the worker`);
       pending.reject(new Error(`${reason} while decoding ${pending.task.filePath}`));
+    }
+    if (!entry.ready) this.startupFailures++;
+    if (this.startupFailures >= 3 && !this.closed) {
+      // A worker script that cannot load (missing module, crash on start) is not restarted forever.
+      this.brokenReason = reason;
+      logger.error(`decoding workers failed to start ${this.startupFailures} times in a row (${reason}); giving up`);
+      for (const queued of this.queue.splice(0)) {
+        queued.reject(new Error(`The decoding workers cannot start (${reason}) while decoding ${queued.task.filePath}`));
+      }
+      return;
     }
     if (!this.closed) {
       this.workers.push(this.spawn());

@@ -53,6 +53,7 @@ export async function runTask(task: DecodeTask): Promise<DecodeReply> {
 
 if (parentPort !== null) {
   const port = parentPort;
+  port.postMessage({ ready: true });
   port.on('message', (task: DecodeTask) => {
     void runTask(task).then((reply) => {
       if (reply.ok) {
