@@ -6,7 +6,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import {
-  claheUint8, decodeDicom, decodeXrayFile, equalizeAdapthist, normaliseToRgb, preprocessXrayFile,
+  augmentXray, claheUint8, decodeDicom, gaussianBlur, decodeXrayFile, equalizeAdapthist, normaliseToRgb, preprocessXrayFile,
   resizeGray, roundHalfEven, scaleToUnit, XRAY_MEAN, XRAY_STD, XrayDecodeError,
 } from '../../src/datasets/xray';
 import { Rng } from '../../src/util/rng';
@@ -249,5 +249,46 @@ describe('datasets/xray preprocessing', () => {
     const low = (0 - XRAY_MEAN) / XRAY_STD - 1e-6;
     const high = (1 - XRAY_MEAN) / XRAY_STD + 1e-6;
     assert.ok(first.every((v) => v >= low && v <= high), 'augmented value outside the normalised range');
+  });
+});
+
+describe('datasets/xray augmentation', () => {
+  const width = 6;
+  const height = 4;
+  const image = Float32Array.from({ length: width * height }, (_, i) => (i % 7) / 7);
+  const off = { cropProbability: 0, jitterProbability: 0, blurProbability: 0, flipProbability: 0 };
+
+  it('leaves the image alone when every probability is 0', () => {
+    assert.deepEqual(augmentXray(image, width, height, new Rng(1), off), image);
+  });
+
+  it('mirrors each row on a flip', () => {
+    const out = augmentXray(image, width, height, new Rng(1), { ...off, flipProbability: 1 });
+    for (let y = 0; y < height; y++) {
+      for (let x = 0; x < width; x++) assert.equal(out[y * width + x], image[y * width + (width - 1 - x)]);
+    }
+  });
+
+  it('keeps jittered values in [0, 1]', () => {
+    for (let seed = 0; seed < 20; seed++) {
+      const out = augmentXray(image, width, height, new Rng(seed), { ...off, jitterProbability: 1 });
+      assert.ok(out.every((v) => v >= 0 && v <= 1), `seed ${seed}`);
+    }
+  });
+
+  it('keeps a constant image constant under blur and crop', () => {
+    const flat = new Float32Array(32 * 32).fill(0.25);
+    const out = augmentXray(flat, 32, 32, new Rng(3), { ...off, blurProbability: 1, cropProbability: 1 });
+    assert.ok(out.every((v) => Math.abs(v - 0.25) < 1e-6));
+  });
+
+  it('blurs with a normalised kernel', () => {
+    const impulse = new Float32Array(15 * 15);
+    impulse[7 * 15 + 7] = 1;
+    const out = gaussianBlur(impulse, 15, 15, 1.0);
+    const total = out.reduce((a, b) => a + b, 0);
+    assert.ok(Math.abs(total - 1) < 1e-5, `sum ${total}`);
+    assert.ok(out[7 * 15 + 7] > out[7 * 15 + 8], 'centre should be the peak');
+    assert.ok(Math.abs(out[7 * 15 + 6] - out[7 * 15 + 8]) < 1e-7, 'kernel should be symmetric');
   });
 });
