@@ -134,6 +134,24 @@ function mostShadedColumn(pixels: CanvasPixels, laneTop: number): number {
   return best;
 }
 
+/**
+ * Counts opaque dark and opaque light pixels right of the lead labels, skipping the lane border rows.
+ * Only the trace is drawn opaque there, because the relevance shading stays below 60 % alpha.
+ */
+function traceShades(pixels: CanvasPixels): { dark: number; light: number } {
+  const counts = { dark: 0, light: 0 };
+  for (let y = 0; y < pixels.height; y++) {
+    if (y % ECG_LANE === ECG_LANE - 1) continue;
+    for (let x = 40; x < pixels.width; x++) {
+      const [r, g, b, a] = pixelAt(pixels, x, y);
+      if (a < 200) continue;
+      if (Math.max(r, g, b) < 90) counts.dark += 1;
+      if (Math.min(r, g, b) > 160) counts.light += 1;
+    }
+  }
+  return counts;
+}
+
 function segmentCentreX(segment: number, segments: number, width: number): number {
   return ((segment + 0.5) / segments) * width;
 }
@@ -434,6 +452,23 @@ describe('JupyterLab extension in Chromium', function () {
     await page.locator(EXPLANATION).screenshot({ path: join(ARTIFACTS, 'explanation-dark.png') });
     await page.locator(RETRIEVAL).screenshot({ path: join(ARTIFACTS, 'retrieval-dark.png') });
     setTheme(home, 'JupyterLab Light');
+  });
+
+  it('redraws canvases on a theme switch', async () => {
+    const selector = `${EXPLANATION} .more-ts-ecg-canvas`;
+    const dark = traceShades(await readCanvas(page, selector));
+    assert.ok(dark.light > 500, `the dark theme draws light traces (${JSON.stringify(dark)})`);
+    await page.evaluate(() =>
+      (globalThis as unknown as PageWindow).jupyterapp.commands.execute('apputils:change-theme', { theme: 'JupyterLab Light' }),
+    );
+    await page.waitForFunction(
+      () => (globalThis as unknown as PageWindow).document.body.getAttribute('data-jp-theme-light') === 'true',
+      null,
+      { timeout: 30_000 },
+    );
+    const light = traceShades(await readCanvas(page, selector));
+    assert.ok(light.dark > 500, `the light theme draws dark traces (${JSON.stringify(light)})`);
+    assert.ok(light.light < 50, `no light trace is left (${JSON.stringify(light)})`);
   });
 
   it('renders hostile report text as text', async () => {

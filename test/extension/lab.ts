@@ -39,6 +39,8 @@ export interface PageWindow {
     querySelector(selector: string): PageElement | null;
   };
   getComputedStyle(element: unknown): { color: string };
+  /** The JupyterLab application, exposed by `--LabApp.expose_app_in_browser=True`. */
+  jupyterapp: { commands: { execute(id: string, args?: unknown): Promise<unknown> } };
 }
 
 /** Throws with the fix when the venv, the installed labextension or Chromium is missing or stale. */
@@ -133,6 +135,8 @@ export async function startLab(home: LabHome): Promise<LabServer> {
     '--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate',
     // The default extension manager searches PyPI; the read-only one lists installed extensions only.
     '--LabApp.extension_manager=readonly',
+    // Lets a test run JupyterLab commands, such as a theme switch, through window.jupyterapp.
+    '--LabApp.expose_app_in_browser=True',
     // No kernel spec is allowed, so opening a notebook starts no kernel.
     '--KernelSpecManager.allowed_kernelspecs=["none"]',
   ];
