@@ -238,7 +238,32 @@ function parseHeader(bytes: ByteSource, source: string): SafetensorsHeader {
     }
     entries.set(name, entry);
   }
+  checkLayout(entries, dataLength, source);
   return { entries, metadata, dataStart, dataLength };
+}
+
+/**
+ * Checks that the tensors tile the data area without gaps or overlaps, as the
+ * format requires (the reference Rust reader rejects such files too).
+ */
+function checkLayout(entries: Map<string, SafetensorsEntry>, dataLength: number, source: string): void {
+  const ordered = [...entries.entries()].sort((a, b) => a[1].dataOffsets[0] - b[1].dataOffsets[0] || a[1].dataOffsets[1] - b[1].dataOffsets[1]);
+  let end = 0;
+  let previous = '';
+  for (const [name, entry] of ordered) {
+    const [begin, stop] = entry.dataOffsets;
+    if (begin < end) {
+      throw new Error(`${source}: tensor "${name}" starts at byte ${begin}, inside tensor "${previous}" (which ends at ${end})`);
+    }
+    if (begin > end) {
+      throw new Error(`${source}: tensor "${name}" starts at byte ${begin}, leaving a gap after byte ${end}`);
+    }
+    end = stop;
+    previous = name;
+  }
+  if (end !== dataLength) {
+    throw new Error(`${source}: tensors cover ${end} bytes of the ${dataLength}-byte data area; the file has trailing bytes`);
+  }
 }
 
 function parseMetadata(raw: unknown, source: string): Record<string, string> {

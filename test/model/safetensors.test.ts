@@ -79,6 +79,27 @@ describe('safetensors', () => {
     );
   });
 
+  it('rejects overlapping tensors', () => {
+    const header = '{"a":{"dtype":"F16","shape":[2],"data_offsets":[0,4]},"b":{"dtype":"F16","shape":[2],"data_offsets":[2,6]}}';
+    assert.throws(
+      () => SafetensorsFile.fromBytes(rawFile(header, [0, 0, 0, 0, 0, 0]), 'overlap.safetensors'),
+      /overlap\.safetensors: tensor "b" starts at byte 2, inside tensor "a" \(which ends at 4\)/,
+    );
+  });
+
+  it('rejects gaps and trailing bytes', () => {
+    const gap = '{"a":{"dtype":"F16","shape":[1],"data_offsets":[0,2]},"b":{"dtype":"F16","shape":[1],"data_offsets":[4,6]}}';
+    assert.throws(
+      () => SafetensorsFile.fromBytes(rawFile(gap, [0, 0, 0, 0, 0, 0]), 'gap.safetensors'),
+      /gap\.safetensors: tensor "b" starts at byte 4, leaving a gap after byte 2/,
+    );
+    const trailing = '{"a":{"dtype":"F16","shape":[1],"data_offsets":[0,2]}}';
+    assert.throws(
+      () => SafetensorsFile.fromBytes(rawFile(trailing, [0, 0, 9]), 'trailing.safetensors'),
+      /trailing\.safetensors: tensors cover 2 bytes of the 3-byte data area/,
+    );
+  });
+
   it('rejects a header length beyond the file', () => {
     const bytes = rawFile('{}', []);
     new DataView(bytes.buffer).setBigUint64(0, 1000n, true);
