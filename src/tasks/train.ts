@@ -113,7 +113,11 @@ export interface TrainOptions {
   shuffle?: boolean;
   /** Drop the last batch of an epoch when it is smaller than `batchSize`. Default true, as the reference. */
   dropLast?: boolean;
-  /** Restore the weights of the best validation epoch when training ends (kept in memory). Default false. */
+  /**
+   * Restore the weights of the best validation epoch when training ends, from
+   * the best checkpoint when `runDir` is set, else from a copy kept in memory.
+   * Default false.
+   */
   restoreBest?: boolean;
   progress?: ProgressReporter;
   /** Label of the progress bar. Default `training`. */
@@ -364,13 +368,14 @@ class TrainingRun<B> {
           break;
         }
       }
+    } catch (error) {
+      settings.progress.end(`failed: ${(error as Error).message}`);
+      throw error;
     } finally {
       tf.dispose([...this.accumulated.values()]);
       this.accumulated.clear();
     }
-    if (settings.restoreBest && this.bestWeights.size > 0) {
-      restoreWeights(this.model.namedWeights(), this.bestWeights, 'in-memory best weights');
-    }
+    if (settings.restoreBest) this.restoreBestWeights();
     const result = this.result(stopReason);
     settings.progress.end(`${stopReason} after ${result.epochsCompleted} epochs, ${result.optimizerSteps} optimiser steps` +
       (result.bestValidationLoss !== null ? `, best validation loss ${result.bestValidationLoss.toFixed(4)} (epoch ${result.bestEpoch})` : ''));
@@ -563,7 +568,8 @@ class TrainingRun<B> {
     if (improved) {
       state.bestValidationLoss = monitored;
       state.bestEpoch = state.epoch;
-      if (settings.restoreBest) this.keepBestWeights();
+      // With a run folder the best checkpoint holds these weights, so no copy stays in memory.
+      if (settings.restoreBest && settings.runDir === undefined) this.keepBestWeights();
     }
 
     const record: EpochRecord = { epoch: state.epoch, trainLoss, validationLoss, lr: this.optimizer.lr, improved };
@@ -587,6 +593,23 @@ class TrainingRun<B> {
     }
     settings.onEpochEnd?.(record);
     return stop;
+  }
+
+  /** Loads the best epoch's weights: from the best checkpoint with a run folder, else from memory. */
+  private restoreBestWeights(): void {
+    const runDir = this.settings.runDir;
+    const bestFolder = runDir !== undefined ? resolveTrainingCheckpoint(runDir, 'best') : null;
+    if (bestFolder !== null) {
+      const checkpoint = loadTrainingCheckpoint<TrainerState>(bestFolder);
+      try {
+        restoreWeights(this.model.namedWeights(), checkpoint.weights, bestFolder);
+      } finally {
+        disposeTrainingCheckpoint(checkpoint);
+      }
+      log.info(`restored the best weights from ${bestFolder} (epoch ${(this.state.bestEpoch ?? 0) + 1})`);
+    } else if (this.bestWeights.size > 0) {
+      restoreWeights(this.model.namedWeights(), this.bestWeights, 'in-memory best weights');
+    }
   }
 
   private keepBestWeights(): void {

@@ -221,6 +221,22 @@ describe('tasks/train fit', () => {
     model.dispose();
   });
 
+  for (const where of ['memory', 'checkpoint'] as const) {
+    it(`restores the best weights from ${where}`, async () => {
+      const runDir = where === 'checkpoint' ? temporaryDir() : undefined;
+      const model = new TinyTowers(fixture.initial, settings.temperature);
+      const snapshots: Record<string, number[]>[] = [];
+      // A large learning rate makes the validation loss rise again after its best epoch.
+      const result = await fit(model, { train: new RowSource(fixture.train), validation: new RowSource(fixture.validation) },
+        parityOptions({ runDir, lr: 0.3, etaMin: 0.3, maxEpochs: 8, patience: 100, restoreBest: true, onEpochEnd: () => snapshots.push(model.weightValues()) }));
+      const bestEpoch = result.bestEpoch as number;
+      assert.ok(bestEpoch < 7, `the best epoch ${bestEpoch} is the last one, so nothing is restored`);
+      assertWeightsClose(model.weightValues(), snapshots[bestEpoch], 0, `weights of epoch ${bestEpoch}`);
+      model.dispose();
+      if (runDir !== undefined) fs.rmSync(runDir, { recursive: true, force: true });
+    });
+  }
+
   it('rejects a checkpoint from other settings', async () => {
     const runDir = temporaryDir();
     const model = new TinyTowers(fixture.initial, settings.temperature);
