@@ -115,7 +115,7 @@ async function waitForStatus(port: number, token: string, child: ChildProcess, l
     }
     await new Promise((done) => setTimeout(done, 250));
   }
-  throw new Error(`JupyterLab did not answer /api/status on port ${port} within 90 s:\n${log()}`);
+  throw new Error(`JupyterLab did not respond to /api/status on port ${port} within 90 s:\n${log()}`);
 }
 
 /** Starts JupyterLab on a free port of 127.0.0.1 with a random token and no kernels. */
