@@ -1,9 +1,9 @@
 /**
- * Reading and writing the safetensors format (Hugging Face): an unsigned
- * 64-bit little-endian header length N, N bytes of UTF-8 JSON mapping each
- * tensor name to `{dtype, shape, data_offsets}` (offsets relative to the data
- * area, which starts right after the header), an optional `__metadata__`
- * object of string values, then the raw little-endian tensor bytes.
+ * Reading and writing the safetensors format (Hugging Face). A file starts
+ * with an unsigned 64-bit little-endian header length N. N bytes of UTF-8
+ * JSON follow, mapping each tensor name to `{dtype, shape, data_offsets}` and
+ * optionally `__metadata__` to an object of strings. The raw little-endian
+ * tensor bytes come last, and data_offsets count from their start.
  *
  * Reading validates the whole header before any tensor is decoded, and every
  * error names the file and, where one is involved, the tensor.
@@ -209,6 +209,7 @@ function parseHeader(bytes: ByteSource, source: string): SafetensorsHeader {
   if (headerLength > BigInt(MAX_HEADER_BYTES)) {
     throw new Error(`${source}: header length ${headerLength} exceeds the ${MAX_HEADER_BYTES}-byte limit`);
   }
+
   const length = Number(headerLength);
   const text = Buffer.from(bytes.read(8, length)).toString('utf8');
   let json: unknown;
@@ -220,6 +221,7 @@ function parseHeader(bytes: ByteSource, source: string): SafetensorsHeader {
   if (typeof json !== 'object' || json === null || Array.isArray(json)) {
     throw new Error(`${source}: header must be a JSON object, got ${text.slice(0, 80)}`);
   }
+
   const dataStart = 8 + length;
   const dataLength = bytes.size - dataStart;
   const entries = new Map<string, SafetensorsEntry>();
@@ -307,8 +309,8 @@ function decode(bytes: Uint8Array, dtype: SafetensorsDtype, count: number): Floa
 }
 
 /**
- * An open safetensors file. The header is parsed and validated on open; each
- * tensor is read from disk only when asked for, so a checkpoint larger than
+ * An open safetensors file. The header is parsed and validated on open. Each
+ * tensor is read from disk only when requested, so a checkpoint larger than
  * memory can be inspected. Call {@link close} when done.
  */
 export class SafetensorsFile {
