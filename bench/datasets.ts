@@ -8,7 +8,8 @@
  * per second (`preprocessEcg` against scipy.signal's resample_poly and
  * medfilt), and X-ray images preprocessed per second (bench/datasets_xray.ts).
  * Each line ends in `ratio=X`, ours over the reference's throughput.
- * Run with `npm run bench:datasets`.
+ * Run with `npm run bench:datasets`; `-- --records DIR` times WFDB reading on
+ * the records under DIR instead (for example a PTB-XL `records100` folder).
  */
 import { spawnSync } from 'child_process';
 import * as fs from 'fs';
@@ -58,8 +59,11 @@ function runReference(config: object): { wfdb_records_per_second: number; prepro
 }
 
 function main(): void {
-  const wfdbRecords = findRecords(RECORDS);
-  const preprocessRecords = wfdbRecords.filter((record) => /00001_hr|HR06000|ludb\/2$/.test(record));
+  const flag = process.argv.indexOf('--records');
+  const folder = flag >= 0 ? path.resolve(process.argv[flag + 1] ?? '') : RECORDS;
+  if (!fs.existsSync(folder)) throw new Error(`Record folder ${folder} not found; pass --records DIR with WFDB records under it`);
+  const wfdbRecords = findRecords(folder);
+  const preprocessRecords = findRecords(RECORDS).filter((record) => /00001_hr|HR06000|ludb\/2$/.test(record));
 
   const reference = runReference({ wfdb_records: wfdbRecords, preprocess_records: preprocessRecords, min_seconds: MIN_SECONDS });
 
