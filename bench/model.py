@@ -1,10 +1,10 @@
 """PyTorch side of bench/model.ts: the same MoRE towers, timed on the CPU.
 
-Takes one JSON argument, the configs and timing settings that bench/model.ts
-uses, and prints one JSON object. It contains training steps per second of
-the X-ray and ECG towers with their heads and InfoNCE (Adam update included)
-and inference batches per second of each encoder. Each figure is the faster
-of torch's default thread count and one thread. The towers are the PyTorch
+Takes one JSON argument, the configs, the tower and the timing settings that
+bench/model.ts uses, and prints one JSON object. It contains training steps
+per second of that tower (encoder, head, InfoNCE against fixed targets and an
+Adam update) and inference batches per second of its encoder. Each figure is
+the faster of torch's default thread count and one thread. The towers are the PyTorch
 modules of reference/model_vision.py, which the parity tests check the
 TypeScript towers against.
 """
@@ -21,24 +21,26 @@ import model_vision as reference  # noqa: E402
 reference.RECORD_ATTENTION = False
 
 
-def build(config):
-    image = config["image"]
-    grid = image["imageSize"] // image["patchSize"]
-    vit = reference.VisionTransformer(
-        reference.ImagePatchEmbed(image["patchSize"], image["channels"], image["width"]), grid * grid,
-        image["width"], image["depth"], image["heads"], image["mlpDim"], image["dropKeyRate"],
-    )
+def build_encoder(config):
+    """Build the tower named by config["tower"] ("image" or "ecg") and a matching random input batch."""
+    batch = config["batch"]
+    if config["tower"] == "image":
+        image = config["image"]
+        grid = image["imageSize"] // image["patchSize"]
+        encoder = reference.VisionTransformer(
+            reference.ImagePatchEmbed(image["patchSize"], image["channels"], image["width"]), grid * grid,
+            image["width"], image["depth"], image["heads"], image["mlpDim"], image["dropKeyRate"],
+        )
+        return encoder, torch.randn(batch, image["channels"], image["imageSize"], image["imageSize"])
     ecg = config["ecg"]
     embed = reference.EcgPatchEmbed(dict(
         leads=ecg["leads"], conv_channels=ecg["convChannels"], conv1_kernel=ecg["conv1Kernel"],
         conv1_stride=ecg["conv1Stride"], conv2_kernel=ecg["conv2Kernel"], width=ecg["width"],
     ))
     tokens = (ecg["samples"] - ecg["conv1Kernel"]) // ecg["conv1Stride"] + 1 - ecg["conv2Kernel"] + 1
-    ecg_model = reference.VisionTransformer(embed, tokens, ecg["width"], ecg["depth"], ecg["heads"], ecg["mlpDim"],
-                                            ecg["dropKeyRate"])
-    head = config["head"]
-    heads = [reference.ProjectionHead(head["inputDim"], head["hiddenDim"], head["outputDim"]) for _ in range(2)]
-    return vit, ecg_model, heads
+    encoder = reference.VisionTransformer(embed, tokens, ecg["width"], ecg["depth"], ecg["heads"], ecg["mlpDim"],
+                                          ecg["dropKeyRate"])
+    return encoder, torch.randn(batch, ecg["leads"], ecg["samples"])
 
 
 def rate(step, min_seconds, min_iterations):
@@ -55,35 +57,29 @@ def rate(step, min_seconds, min_iterations):
 def main():
     settings = json.loads(sys.argv[1])
     torch.manual_seed(0)
-    vit, ecg_model, heads = build(settings)
-    batch = settings["batch"]
-    image = settings["image"]
-    ecg = settings["ecg"]
-    images = torch.randn(batch, image["channels"], image["imageSize"], image["imageSize"])
-    signals = torch.randn(batch, ecg["leads"], ecg["samples"])
-    parameters = [p for module in (vit, ecg_model, *heads) for p in module.parameters()]
-    optimizer = torch.optim.Adam(parameters, lr=3e-5)
+    encoder, inputs = build_encoder(settings)
+    head_config = settings["head"]
+    head = reference.ProjectionHead(head_config["inputDim"], head_config["hiddenDim"], head_config["outputDim"])
+    targets = torch.randn(settings["batch"], head_config["outputDim"])
+    optimizer = torch.optim.Adam([*encoder.parameters(), *head.parameters()], lr=3e-5)
 
     def train_step():
-        for module in (vit, ecg_model, *heads):
-            module.train()
+        encoder.train()
+        head.train()
         optimizer.zero_grad(set_to_none=True)
-        loss = reference.info_nce(heads[0](vit(images)), heads[1](ecg_model(signals)), temperature=0.02)
+        loss = reference.info_nce(head(encoder(inputs)), targets, temperature=0.02)
         loss.backward()
         optimizer.step()
 
-    def infer(model, inputs):
-        def step():
-            model.eval()
-            with torch.no_grad():
-                model(inputs)
-        return step
+    def infer_step():
+        encoder.eval()
+        with torch.no_grad():
+            encoder(inputs)
 
     timing = settings["timing"]
     figures = {
         "train_steps_per_second": (train_step, timing["trainSeconds"], timing["trainIterations"]),
-        "image_batches_per_second": (infer(vit, images), timing["inferSeconds"], timing["inferIterations"]),
-        "ecg_batches_per_second": (infer(ecg_model, signals), timing["inferSeconds"], timing["inferIterations"]),
+        "infer_batches_per_second": (infer_step, timing["inferSeconds"], timing["inferIterations"]),
     }
     # On a busy shared machine torch's spinning worker threads can be many times slower than
     # one thread, so each figure is the faster of the two settings.

@@ -3,9 +3,11 @@
  * modules (reference/model_vision.py), in the same run on the same machine.
  *
  * It measures the `tiny` and `base` presets at batch 8 on the CPU, in samples
- * per second. The training figure is one step: both encoders in training mode
- * with DropKey, both nonlinear heads, symmetric InfoNCE, the backward pass and
- * an Adam update. The inference figures are each encoder in eval mode. Each line ends in `ratio=X`, ours over PyTorch's.
+ * per second, one tower at a time so a base run fits in memory. The training
+ * figure is one step of a tower: the encoder in training mode with DropKey,
+ * its nonlinear head, symmetric InfoNCE against fixed target embeddings, the
+ * backward pass and an Adam update. The inference figure is the encoder in
+ * eval mode. Each line ends in `ratio=X`, ours over PyTorch's.
  * Run with `npm run bench:model`; `--preset tiny` runs one preset.
  */
 import { spawnSync } from 'child_process';
@@ -14,7 +16,7 @@ import * as path from 'path';
 import { initBackend, tf } from '../src/backend';
 import {
   EcgEncoder,
-  type PresetName,
+  type EncoderOutput,
   ProjectionHead,
   VisionTransformer,
   ecgPreset,
@@ -24,6 +26,10 @@ import {
 } from '../src/model';
 
 const BATCH = 8;
+const PRESETS = ['tiny', 'base'] as const;
+type BenchPreset = (typeof PRESETS)[number];
+const TOWERS = ['image', 'ecg'] as const;
+type Tower = (typeof TOWERS)[number];
 
 interface Timing {
   trainSeconds: number;
@@ -33,15 +39,14 @@ interface Timing {
 }
 
 // A base training step takes tens of seconds on two cores, so it is timed over two steps.
-const TIMING: Record<'tiny' | 'base', Timing> = {
+const TIMING: Record<BenchPreset, Timing> = {
   tiny: { trainSeconds: 5, trainIterations: 5, inferSeconds: 5, inferIterations: 5 },
   base: { trainSeconds: 0, trainIterations: 2, inferSeconds: 10, inferIterations: 2 },
 };
 
 interface Rates {
   trainStepsPerSecond: number;
-  imageBatchesPerSecond: number;
-  ecgBatchesPerSecond: number;
+  inferBatchesPerSecond: number;
 }
 
 /** Returns calls per second of `step` after one warm-up call. `step` must wait for its result. */
@@ -57,8 +62,9 @@ function rate(step: () => void, minSeconds: number, minIterations: number): numb
   return iterations / elapsed();
 }
 
-function settingsFor(preset: 'tiny' | 'base') {
+function settingsFor(preset: BenchPreset, tower: Tower) {
   return {
+    tower,
     image: vitPreset(preset),
     ecg: ecgPreset(preset),
     head: headPreset(preset),
@@ -67,43 +73,49 @@ function settingsFor(preset: 'tiny' | 'base') {
   };
 }
 
-function measureOurs(preset: 'tiny' | 'base'): Rates {
-  const settings = settingsFor(preset);
+function measureOurs(preset: BenchPreset, tower: Tower): Rates {
+  const settings = settingsFor(preset, tower);
   const timing = settings.timing;
-  const image = new VisionTransformer(settings.image, { seed: 1 });
-  const ecg = new EcgEncoder(settings.ecg, { seed: 2 });
-  const heads = [new ProjectionHead(settings.head), new ProjectionHead(settings.head)];
-  const { imageSize, channels } = settings.image;
-  const images = tf.randomNormal([BATCH, imageSize, imageSize, channels]) as tf.Tensor4D;
-  const signals = tf.randomNormal([BATCH, settings.ecg.leads, settings.ecg.samples]) as tf.Tensor3D;
-  const variables = [image, ecg, ...heads].flatMap((part) => part.trainableVariables());
+  const head = new ProjectionHead(settings.head);
+  let encoder: VisionTransformer | EcgEncoder;
+  let input: tf.Tensor;
+  if (tower === 'image') {
+    const { imageSize, channels } = settings.image;
+    encoder = new VisionTransformer(settings.image, { seed: 1 });
+    input = tf.randomNormal([BATCH, imageSize, imageSize, channels]);
+  } else {
+    encoder = new EcgEncoder(settings.ecg, { seed: 2 });
+    input = tf.randomNormal([BATCH, settings.ecg.leads, settings.ecg.samples]);
+  }
+  const run = (training: boolean): EncoderOutput =>
+    encoder instanceof VisionTransformer
+      ? encoder.forward(input as tf.Tensor4D, { training })
+      : encoder.forward(input as tf.Tensor3D, { training });
+  const targets = tf.randomNormal([BATCH, settings.head.outputDim]) as tf.Tensor2D;
+  const variables = [...encoder.trainableVariables(), ...head.trainableVariables()];
   const optimizer = tf.train.adam(3e-5);
 
   const trainStep = (): void => {
-    const { value, grads } = tf.variableGrads(() => {
-      const imageEmbedding = heads[0].apply(image.forward(images, { training: true }).pooled, true);
-      const ecgEmbedding = heads[1].apply(ecg.forward(signals, { training: true }).pooled, true);
-      return infoNce(imageEmbedding, ecgEmbedding, 0.02);
-    }, variables);
+    const { value, grads } = tf.variableGrads(() => infoNce(head.apply(run(true).pooled, true), targets, 0.02), variables);
     optimizer.applyGradients(Object.entries(grads).map(([name, tensor]) => ({ name, tensor })));
     // The native backend runs ops eagerly, so reading the loss back waits for the whole step.
     value.dataSync();
     tf.dispose([value, ...Object.values(grads)]);
   };
-  const infer = (run: () => tf.Tensor) => (): void => {
-    const pooled = run();
+  const inferStep = (): void => {
+    const { pooled } = run(false);
     pooled.dataSync();
     pooled.dispose();
   };
 
   const rates: Rates = {
     trainStepsPerSecond: rate(trainStep, timing.trainSeconds, timing.trainIterations),
-    imageBatchesPerSecond: rate(infer(() => image.forward(images).pooled), timing.inferSeconds, timing.inferIterations),
-    ecgBatchesPerSecond: rate(infer(() => ecg.forward(signals).pooled), timing.inferSeconds, timing.inferIterations),
+    inferBatchesPerSecond: rate(inferStep, timing.inferSeconds, timing.inferIterations),
   };
   optimizer.dispose();
-  tf.dispose([images, signals]);
-  for (const part of [image, ecg, ...heads]) part.dispose();
+  tf.dispose([input, targets]);
+  encoder.dispose();
+  head.dispose();
   return rates;
 }
 
@@ -112,14 +124,13 @@ interface ReferenceRates {
   /** Thread count behind each figure: the faster of torch's default and one thread. */
   threads: Record<string, number>;
   train_steps_per_second: number;
-  image_batches_per_second: number;
-  ecg_batches_per_second: number;
+  infer_batches_per_second: number;
 }
 
-function measureReference(preset: 'tiny' | 'base'): ReferenceRates {
+function measureReference(preset: BenchPreset, tower: Tower): ReferenceRates {
   const python = path.resolve(__dirname, '..', '.venv', 'bin', 'python');
   const script = path.join(__dirname, 'model.py');
-  const result = spawnSync(python, [script, JSON.stringify(settingsFor(preset))], { encoding: 'utf8', maxBuffer: 1 << 24 });
+  const result = spawnSync(python, [script, JSON.stringify(settingsFor(preset, tower))], { encoding: 'utf8', maxBuffer: 1 << 24 });
   if (result.status !== 0) {
     throw new Error(
       `bench/model.py failed (exit ${result.status}): ${result.stderr.trim()}\n` +
@@ -133,14 +144,14 @@ function line(label: string, ours: number, reference: number): string {
   return `${label}: ours=${ours.toFixed(2)} samples/s reference=${reference.toFixed(2)} samples/s ratio=${(ours / reference).toFixed(3)}`;
 }
 
-function parsePresets(argv: string[]): ('tiny' | 'base')[] {
+function parsePresets(argv: string[]): BenchPreset[] {
   const index = argv.indexOf('--preset');
-  if (index === -1) return ['tiny', 'base'];
-  const value = argv[index + 1] as PresetName;
-  if (value !== 'tiny' && value !== 'base') {
-    throw new Error(`Invalid --preset ${JSON.stringify(value)}: expected tiny or base`);
+  if (index === -1) return [...PRESETS];
+  const value = argv[index + 1];
+  if (!(PRESETS as readonly string[]).includes(value)) {
+    throw new Error(`Invalid --preset ${JSON.stringify(value)}: expected one of ${PRESETS.join(', ')}`);
   }
-  return [value];
+  return [value as BenchPreset];
 }
 
 async function main(): Promise<void> {
@@ -148,20 +159,21 @@ async function main(): Promise<void> {
   const info = await initBackend();
   let header = false;
   for (const preset of presets) {
-    const ours = measureOurs(preset);
-    const reference = measureReference(preset);
-    if (!header) {
-      console.log(`# tfjs ${tf.version_core} ${info.name} (${info.device}) vs PyTorch ${reference.torch} CPU ` +
-        '(each PyTorch figure is the faster of its default thread count and one thread)');
-      header = true;
+    for (const tower of TOWERS) {
+      const ours = measureOurs(preset, tower);
+      const reference = measureReference(preset, tower);
+      if (!header) {
+        console.log(`# tfjs ${tf.version_core} ${info.name} (${info.device}) vs PyTorch ${reference.torch} CPU ` +
+          '(each PyTorch figure is the faster of its default thread count and one thread)');
+        header = true;
+      }
+      const name = tower === 'image' ? 'X-ray' : 'ECG';
+      console.log(`# ${preset} ${name}: PyTorch threads ${JSON.stringify(reference.threads)}`);
+      console.log(line(`${preset} ${name} train step: encoder, head, InfoNCE, Adam (batch ${BATCH})`,
+        ours.trainStepsPerSecond * BATCH, reference.train_steps_per_second * BATCH));
+      console.log(line(`${preset} ${name} encoder inference (batch ${BATCH})`,
+        ours.inferBatchesPerSecond * BATCH, reference.infer_batches_per_second * BATCH));
     }
-    console.log(`# ${preset}: PyTorch threads ${JSON.stringify(reference.threads)}`);
-    console.log(line(`${preset} train step X-ray+ECG towers, heads, InfoNCE, Adam (batch ${BATCH})`,
-      ours.trainStepsPerSecond * BATCH, reference.train_steps_per_second * BATCH));
-    console.log(line(`${preset} X-ray encoder inference (batch ${BATCH})`,
-      ours.imageBatchesPerSecond * BATCH, reference.image_batches_per_second * BATCH));
-    console.log(line(`${preset} ECG encoder inference (batch ${BATCH})`,
-      ours.ecgBatchesPerSecond * BATCH, reference.ecg_batches_per_second * BATCH));
   }
 }
 
