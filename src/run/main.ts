@@ -13,10 +13,8 @@ import * as tf from '@tensorflow/tfjs';
 
 import { initBackend, type BackendInfo } from '../backend';
 import { ReportTokenizer } from '../datasets/tokenizer';
-import { saveCheckpoint } from '../model/checkpoint';
 import type { MoreConfigInput } from '../model/config';
 import { MoreModel } from '../model/more';
-import type { TransformerTextEncoder } from '../model/text/encoder';
 import { loadTextEncoder } from '../model/text/pretrained';
 import type { MultilabelReport } from '../tasks/metrics';
 import { fit, type EpochRecord, type TrainResult } from '../tasks/train';
@@ -24,6 +22,7 @@ import { moreTrainingModel } from '../tasks/train/more';
 import { writeFileAtomic } from '../util/atomic';
 import { getLogger } from '../util/log';
 import { TerminalProgress, type ProgressReporter } from '../util/progress';
+import { saveMainJobCheckpoint } from './checkpoint';
 import { buildSampleCorpus, type CorpusSummary } from './corpus';
 import { PreparedBatchSource, prepareSamples, type PreparedSample } from './data';
 import type { EcgReportStyle } from './ecg_samples';
@@ -183,12 +182,7 @@ export async function runMainJob(options: MainJobOptions = {}): Promise<MainJobS
 
     // Outputs.
     const checkpoint = path.join(settings.outDir, 'checkpoint');
-    saveCheckpoint(checkpoint, model, {
-      model: model.config,
-      textModel: settings.textModel,
-      lora: (model.text as TransformerTextEncoder).lora,
-      maxTextLength: settings.maxTextLength,
-    });
+    saveMainJobCheckpoint(checkpoint, model, settings.textModel, settings.maxTextLength);
     const historyFile = path.join(settings.outDir, 'history.json');
     writeFileAtomic(historyFile, `${JSON.stringify(result.history, null, 2)}\n`);
     const trainSamplesSeen = result.history.length * Math.floor(split('train').length / settings.batchSize) * settings.batchSize;
