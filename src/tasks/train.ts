@@ -29,9 +29,11 @@ import { CosineAnnealingWarmRestarts, CosineWarmRestartsState } from './schedule
 import {
   disposeTrainingCheckpoint, loadTrainingCheckpoint, LoadedTrainingCheckpoint, readCheckpointIndex, resolveTrainingCheckpoint, saveTrainingCheckpoint,
 } from './train/checkpoint';
+import { EpochBatchSource, isEpochBatchSource, SizedBatch } from './train/sources';
 
 export * from './train/checkpoint';
 export * from './train/more';
+export * from './train/sources';
 
 const log = getLogger('tasks.train');
 
@@ -54,7 +56,7 @@ export interface TrainableModel<B> {
   temperature?(): number;
 }
 
-/** A dataset the trainer draws batches from by sample index. */
+/** A dataset the trainer draws batches from by sample index, in the order it chooses. */
 export interface BatchSource<B> {
   /** Number of samples. */
   readonly size: number;
@@ -68,6 +70,9 @@ export interface BatchSource<B> {
   disposeBatch?(batch: B): void;
 }
 
+/** Training or validation data: addressed by index, or yielding whole epochs itself. */
+export type TrainingSource<B> = BatchSource<B> | EpochBatchSource<B>;
+
 export interface TrainOptions {
   /** Folder for checkpoints. Without it nothing is written and a run cannot be resumed. */
   runDir?: string;
@@ -75,7 +80,7 @@ export interface TrainOptions {
   resume?: boolean;
   /** Number of epochs to train (counted from the first run, not from a resume). Default 100. */
   maxEpochs?: number;
-  /** Samples per batch. Default 100. */
+  /** Samples per batch of an index-addressed source (an epoch source has its own). Default 100. */
   batchSize?: number;
   /** Peak learning rate. Default 3e-5. */
   lr?: number;
@@ -193,6 +198,17 @@ export interface TrainerState {
   settings: { seed: number; batchSize: number; accumulationSteps: number; shuffle: boolean; dropLast: boolean; samples: number };
 }
 
+/** One batch of the epoch in progress, with its position. */
+interface EpochItem<B> {
+  batch: B;
+  samples: number;
+  /** Index of the batch within its epoch. */
+  index: number;
+  last: boolean;
+  /** Batches in the epoch (expected, for an epoch source). */
+  count: number;
+}
+
 type ResolvedOptions = Required<Omit<TrainOptions, 'runDir' | 'onBatchEnd' | 'onEpochEnd'>> &
   Pick<TrainOptions, 'runDir' | 'onBatchEnd' | 'onEpochEnd'>;
 
@@ -285,7 +301,7 @@ function restoreWeights(weights: Map<string, tf.Variable>, saved: Map<string, tf
  */
 export async function fit<B>(
   model: TrainableModel<B>,
-  data: { train: BatchSource<B>; validation?: BatchSource<B> },
+  data: { train: TrainingSource<B>; validation?: TrainingSource<B> },
   options: TrainOptions = {},
 ): Promise<TrainResult> {
   const settings = resolveOptions(options);
@@ -313,7 +329,7 @@ class TrainingRun<B> {
 
   constructor(
     private readonly model: TrainableModel<B>,
-    private readonly data: { train: BatchSource<B>; validation?: BatchSource<B> },
+    private readonly data: { train: TrainingSource<B>; validation?: TrainingSource<B> },
     private readonly settings: ResolvedOptions,
     private readonly optimizer: AdamW,
     private readonly trainables: NamedVariable[],
@@ -348,7 +364,10 @@ class TrainingRun<B> {
     // A completed run resumed with a larger maxEpochs trains on.
     this.state.stopReason = null;
 
-    const batchesPerEpoch = splitBatches(epochOrder(this.data.train.size, 0, 0, false), settings.batchSize, settings.dropLast).length;
+    const train = this.data.train;
+    const batchesPerEpoch = isEpochBatchSource<B>(train)
+      ? train.batchesPerEpoch
+      : splitBatches(epochOrder(train.size, 0, 0, false), settings.batchSize, settings.dropLast).length;
     if (batchesPerEpoch === 0) {
       throw new Error(`The training set has ${this.data.train.size} samples, fewer than one batch of ${settings.batchSize} ` +
         '(with dropLast); lower batchSize or set dropLast to false');
@@ -425,54 +444,104 @@ class TrainingRun<B> {
   /** Trains the rest of the current epoch; returns false when an interrupt stopped it. */
   private async trainEpoch(): Promise<boolean> {
     const { settings, state } = this;
-    const order = epochOrder(this.data.train.size, state.epoch, settings.seed, settings.shuffle);
-    const batches = splitBatches(order, settings.batchSize, settings.dropLast);
+    const source = this.data.train;
     const variables = this.trainables.map((entry) => entry.variable);
-
-    for (let b = state.batchInEpoch; b < batches.length; b++) {
-      if (interruptRequested()) {
-        log.info(`interrupt requested: stopping at epoch ${state.epoch}, batch ${b}; the latest checkpoint is unchanged`);
-        return false;
-      }
-      const batch = await this.data.train.loadBatch(batches[b], this.rng);
-      const seed = this.rng.nextUint32();
-      let lossTensor: tf.Scalar;
-      let gradients: tf.NamedTensorMap;
-      try {
-        ({ value: lossTensor, grads: gradients } = tf.variableGrads(
-          () => this.model.batchLoss(batch, { training: true, seed }), variables));
-      } finally {
-        this.disposeBatch(this.data.train, batch);
-      }
-      const loss = (await lossTensor.data())[0];
-      lossTensor.dispose();
-      if (!Number.isFinite(loss)) {
-        tf.dispose(Object.values(gradients));
-        throw new TrainingDivergedError(`Training loss is ${loss} at epoch ${state.epoch}, batch ${b} ` +
-          `(optimiser step ${state.optimizerSteps}); stopped without writing a checkpoint. ` +
-          'Lower the learning rate or check the batch for invalid values.');
-      }
-      this.accumulate(gradients);
-      state.batchesSeen += 1;
-      state.epochLossSum += loss;
-      state.epochLossBatches += 1;
-      this.samplesThisRun += batches[b].length;
-
-      const lastOfEpoch = b + 1 === batches.length;
-      if (this.accumulatedBatches === settings.accumulationSteps || lastOfEpoch) {
-        this.applyGradients();
-        if (settings.scheduleStep === 'batch') {
-          this.optimizer.lr = this.schedule.step(state.epoch + (b + 1) / batches.length);
+    const stream = isEpochBatchSource<B>(source) ? this.streamedBatches(source) : this.indexedBatches(source);
+    try {
+      for (;;) {
+        if (interruptRequested()) {
+          log.info(`interrupt requested: stopping at epoch ${state.epoch}, batch ${state.batchInEpoch}; the latest checkpoint is unchanged`);
+          return false;
         }
-      }
-      state.batchInEpoch = b + 1;
-      this.report(b, loss);
+        const next = await stream.next();
+        if (next.done === true) break;
+        const { batch, samples, index: b, last: lastOfEpoch, count } = next.value;
 
-      const stepCheckpoint = settings.checkpointEverySteps > 0 && this.accumulatedBatches === 0 &&
-        state.optimizerSteps % settings.checkpointEverySteps === 0 && !lastOfEpoch;
-      if (stepCheckpoint && settings.runDir !== undefined) await this.writeCheckpoint({});
+        const seed = this.rng.nextUint32();
+        let lossTensor: tf.Scalar;
+        let gradients: tf.NamedTensorMap;
+        try {
+          ({ value: lossTensor, grads: gradients } = tf.variableGrads(
+            () => this.model.batchLoss(batch, { training: true, seed }), variables));
+        } finally {
+          this.disposeBatch(source, batch);
+        }
+        const loss = (await lossTensor.data())[0];
+        lossTensor.dispose();
+        if (!Number.isFinite(loss)) {
+          tf.dispose(Object.values(gradients));
+          throw new TrainingDivergedError(`Training loss is ${loss} at epoch ${state.epoch}, batch ${b} ` +
+            `(optimiser step ${state.optimizerSteps}); stopped without writing a checkpoint. ` +
+            'Lower the learning rate or check the batch for invalid values.');
+        }
+        this.accumulate(gradients);
+        state.batchesSeen += 1;
+        state.epochLossSum += loss;
+        state.epochLossBatches += 1;
+        this.samplesThisRun += samples;
+
+        if (this.accumulatedBatches === settings.accumulationSteps || lastOfEpoch) {
+          this.applyGradients();
+          if (settings.scheduleStep === 'batch') {
+            this.optimizer.lr = this.schedule.step(state.epoch + Math.min((b + 1) / count, 1));
+          }
+        }
+        state.batchInEpoch = b + 1;
+        this.report(b, loss);
+
+        const stepCheckpoint = settings.checkpointEverySteps > 0 && this.accumulatedBatches === 0 &&
+          state.optimizerSteps % settings.checkpointEverySteps === 0 && !lastOfEpoch;
+        if (stepCheckpoint && settings.runDir !== undefined) await this.writeCheckpoint({});
+      }
+    } finally {
+      await stream.return(undefined);
     }
     return true;
+  }
+
+  /** Loads the remaining batches of the epoch from an index-addressed source, in the run's order. */
+  private async *indexedBatches(source: BatchSource<B>): AsyncGenerator<EpochItem<B>, void> {
+    const { settings, state } = this;
+    const order = epochOrder(source.size, state.epoch, settings.seed, settings.shuffle);
+    const batches = splitBatches(order, settings.batchSize, settings.dropLast);
+    for (let b = state.batchInEpoch; b < batches.length; b++) {
+      const batch = await source.loadBatch(batches[b], this.rng);
+      yield { batch, samples: batches[b].length, index: b, last: b + 1 === batches.length, count: batches.length };
+    }
+  }
+
+  /**
+   * Yields the remaining batches of the epoch from a source that yields
+   * epochs, reading one batch ahead to know which one is the last. Batches
+   * before `batchInEpoch` (a resume inside the epoch) are read and discarded.
+   */
+  private async *streamedBatches(source: EpochBatchSource<B>): AsyncGenerator<EpochItem<B>, void> {
+    const { state } = this;
+    const iterable = source.epochBatches(state.epoch);
+    const iterator: AsyncIterator<SizedBatch<B>> | Iterator<SizedBatch<B>> = Symbol.asyncIterator in iterable
+      ? (iterable as AsyncIterable<SizedBatch<B>>)[Symbol.asyncIterator]()
+      : (iterable as Iterable<SizedBatch<B>>)[Symbol.iterator]();
+    const skip = state.batchInEpoch;
+    if (skip > 0) log.info(`resuming inside epoch ${state.epoch}: reading and discarding its first ${skip} batches`);
+    let lookahead: IteratorResult<SizedBatch<B>> | undefined;
+    try {
+      let current = await iterator.next();
+      for (let index = 0; current.done !== true; index++) {
+        lookahead = await iterator.next();
+        const { batch, samples } = current.value;
+        if (index < skip) {
+          this.disposeBatch(source, batch);
+        } else {
+          yield { batch, samples, index, last: lookahead.done === true, count: source.batchesPerEpoch };
+        }
+        current = lookahead;
+        lookahead = undefined;
+      }
+    } finally {
+      // A batch read ahead but never handed out is still ours to free.
+      if (lookahead !== undefined && lookahead.done !== true) this.disposeBatch(source, lookahead.value.batch);
+      await iterator.return?.();
+    }
   }
 
   private accumulate(gradients: tf.NamedTensorMap): void {
@@ -524,12 +593,9 @@ class TrainingRun<B> {
   private async validate(): Promise<number | null> {
     const source = this.data.validation;
     if (source === undefined) return null;
-    const batches = splitBatches(epochOrder(source.size, 0, 0, false), this.settings.batchSize, false);
-    if (batches.length === 0) throw new Error('The validation set is empty; pass no validation set instead');
     let sum = 0;
-    for (const indices of batches) {
-      // Validation batches draw from their own generator so that validating leaves the run's generator untouched.
-      const batch = await source.loadBatch(indices, new Rng(this.settings.seed));
+    let count = 0;
+    const addBatch = async (batch: B): Promise<void> => {
       let lossTensor: tf.Scalar;
       try {
         lossTensor = tf.tidy(() => this.model.batchLoss(batch, { training: false, seed: 0 }));
@@ -538,8 +604,19 @@ class TrainingRun<B> {
       }
       sum += (await lossTensor.data())[0];
       lossTensor.dispose();
+      count += 1;
+    };
+    if (isEpochBatchSource<B>(source)) {
+      for await (const { batch } of source.epochBatches(0)) await addBatch(batch);
+    } else {
+      const batches = splitBatches(epochOrder(source.size, 0, 0, false), this.settings.batchSize, false);
+      for (const indices of batches) {
+        // Validation batches draw from their own generator so that validating leaves the run's generator untouched.
+        await addBatch(await source.loadBatch(indices, new Rng(this.settings.seed)));
+      }
     }
-    return sum / batches.length;
+    if (count === 0) throw new Error('The validation set is empty; pass no validation set instead');
+    return sum / count;
   }
 
   /** Validates, steps the schedule, updates early stopping and writes checkpoints; returns true to stop early. */
@@ -635,7 +712,7 @@ class TrainingRun<B> {
     }
   }
 
-  private disposeBatch(source: BatchSource<B>, batch: B): void {
+  private disposeBatch(source: TrainingSource<B>, batch: B): void {
     if (source.disposeBatch !== undefined) source.disposeBatch(batch);
     else tf.dispose(batch as unknown as tf.TensorContainer);
   }

@@ -8,6 +8,8 @@ import {
   BatchContext, BatchRecord, fit, loadTrainingCheckpoint, readCheckpointIndex, resolveTrainingCheckpoint, TrainableModel,
   TrainerState, TrainingDivergedError, TrainOptions,
 } from '../../src/tasks/train';
+import { BatchPipeline } from '../../src/datasets/pipeline';
+import { epochOrder, EpochBatchSource, pipelineBatchSource, SizedBatch } from '../../src/tasks/train';
 import { clearInterrupt, requestInterrupt } from '../../src/util/interrupt';
 import { ProgressReporter, ProgressUpdate } from '../../src/util/progress';
 import { readParityFixture, RowSource, TinyTowers, TowerBatch } from './tiny-towers';
@@ -52,6 +54,32 @@ class RecordingProgress implements ProgressReporter {
 
   end(): void {
     this.ended = true;
+  }
+}
+
+/** Yields the epochs of `rows` itself, in the order an index source with the same seed gets. */
+class EpochRows implements EpochBatchSource<TowerBatch> {
+  readonly size: number;
+  readonly batchesPerEpoch: number;
+  /** Batches handed out and not yet disposed, to check that the trainer frees what it reads. */
+  live = 0;
+
+  constructor(private readonly rows: RowSource, private readonly seed: number, private readonly batchSize: number) {
+    this.size = rows.size;
+    this.batchesPerEpoch = Math.floor(rows.size / batchSize);
+  }
+
+  *epochBatches(epoch: number): Generator<SizedBatch<TowerBatch>> {
+    const order = epochOrder(this.size, epoch, this.seed, true);
+    for (let start = 0; start + this.batchSize <= order.length; start += this.batchSize) {
+      this.live += 1;
+      yield { batch: this.rows.loadBatch(order.slice(start, start + this.batchSize)), samples: this.batchSize };
+    }
+  }
+
+  disposeBatch(batch: TowerBatch): void {
+    this.live -= 1;
+    tf.dispose(batch as unknown as tf.TensorContainer);
   }
 }
 
@@ -236,6 +264,102 @@ describe('tasks/train fit', () => {
       if (runDir !== undefined) fs.rmSync(runDir, { recursive: true, force: true });
     });
   }
+
+  it('trains an epoch source like an index source', async () => {
+    const rows = RowSource.synthetic(settings.inputWidths, 24, 3);
+    const options = parityOptions({ maxEpochs: 3, shuffle: true, seed: 11 });
+    const indexed = TinyTowers.random(fixture, 5);
+    const indexedLosses: number[] = [];
+    await fit(indexed, { train: rows, validation: new RowSource(fixture.validation) }, { ...options, onBatchEnd: (r) => indexedLosses.push(r.loss) });
+
+    const streamed = TinyTowers.random(fixture, 5);
+    const source = new EpochRows(rows, 11, settings.batchSize);
+    const streamedLosses: number[] = [];
+    const result = await fit(streamed, { train: source, validation: new RowSource(fixture.validation) },
+      { ...options, onBatchEnd: (r) => streamedLosses.push(r.loss) });
+    assert.deepStrictEqual(streamedLosses, indexedLosses);
+    assert.strictEqual(result.optimizerSteps, 3 * 2, 'two optimiser steps per epoch of 6 batches');
+    assertWeightsClose(streamed.weightValues(), indexed.weightValues(), 0, 'final weights');
+    assert.strictEqual(source.live, 0, 'batches left undisposed');
+    indexed.dispose();
+    streamed.dispose();
+  });
+
+  it('resumes an epoch source inside an epoch', async () => {
+    const runDir = temporaryDir();
+    const rows = RowSource.synthetic(settings.inputWidths, 24, 3);
+    const options = parityOptions({ maxEpochs: 2, seed: 4, accumulationSteps: 2, checkpointEverySteps: 1 });
+    const straight = TinyTowers.random(fixture, 6);
+    const straightLosses: number[] = [];
+    await fit(straight, { train: new EpochRows(rows, 4, 4) }, { ...options, onBatchEnd: (r) => straightLosses.push(r.loss) });
+
+    const model = TinyTowers.random(fixture, 6);
+    const source = new EpochRows(rows, 4, 4);
+    const losses: number[] = [];
+    try {
+      const first = await fit(model, { train: source }, {
+        ...options, runDir,
+        onBatchEnd: (record) => {
+          losses.push(record.loss);
+          if (record.epoch === 1 && record.batch === 3) requestInterrupt();
+        },
+      });
+      assert.strictEqual(first.stopReason, 'interrupted');
+    } finally {
+      clearInterrupt();
+    }
+    // The latest checkpoint is after batch 3 of epoch 1 (optimiser step 5): batches 0-3 are discarded on resume.
+    const before = tf.memory().numTensors;
+    const resumedLosses: number[] = [];
+    await fit(model, { train: source }, { ...options, runDir, onBatchEnd: (r) => resumedLosses.push(r.loss) });
+    assert.deepStrictEqual([...losses, ...resumedLosses], straightLosses);
+    assert.strictEqual(source.live, 0, 'batches left undisposed');
+    assert.strictEqual(tf.memory().numTensors, before, 'tensors left after the resumed run');
+    straight.dispose();
+    model.dispose();
+    fs.rmSync(runDir, { recursive: true, force: true });
+  });
+
+  it('trains from a batch pipeline', async () => {
+    // Each record's "X-ray" is a file holding its sample index, which toBatch turns into that row's inputs.
+    const dir = temporaryDir();
+    const rows = RowSource.synthetic(settings.inputWidths, 12, 8);
+    const records = Array.from({ length: 12 }, (_, i) => {
+      const xrayPath = path.join(dir, `s${i}.txt`);
+      fs.writeFileSync(xrayPath, String(i));
+      return { id: `s${i}`, xrayPath, text: `sample ${i}` };
+    });
+    const pipeline = new BatchPipeline(records, {
+      batchSize: 4, seed: 2, workers: 0,
+      xray: { module: path.join(__dirname, 'row-decoder.ts'), exportName: 'decodeSampleIndex', shape: [1] },
+    });
+    try {
+      const source = pipelineBatchSource(pipeline, (batch) => rows.loadBatch(Array.from(batch.xray)), { batchSize: 4 });
+      assert.strictEqual(source.batchesPerEpoch, 3);
+      const model = TinyTowers.random(fixture, 7);
+      const losses: number[] = [];
+      await fit(model, { train: source }, parityOptions({ maxEpochs: 2, onBatchEnd: (r) => losses.push(r.loss) }));
+
+      // The same batches through an index source, in the pipeline's order.
+      const reference = TinyTowers.random(fixture, 7);
+      const referenceLosses: number[] = [];
+      const ordered = {
+        size: 12,
+        batchesPerEpoch: 3,
+        epochBatches: (epoch: number) => [0, 4, 8].map((start) => ({
+          batch: rows.loadBatch(pipeline.order(epoch).slice(start, start + 4)), samples: 4,
+        })),
+      };
+      await fit(reference, { train: ordered }, parityOptions({ maxEpochs: 2, onBatchEnd: (r) => referenceLosses.push(r.loss) }));
+      assert.strictEqual(losses.length, 6);
+      assert.deepStrictEqual(losses, referenceLosses);
+      model.dispose();
+      reference.dispose();
+    } finally {
+      await pipeline.close();
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
 
   it('rejects a checkpoint from other settings', async () => {
     const runDir = temporaryDir();
