@@ -92,10 +92,11 @@ export class Linear extends Module {
       if (last !== this.inFeatures) {
         throw new Error(`Linear expected last axis ${this.inFeatures}, got input of shape [${shape.join(', ')}]`);
       }
-      const rows = tf.reshape(x, [-1, last]) as tf.Tensor2D; // [N, in]
-      let y: tf.Tensor2D = tf.matMul(rows, this.weight, false, true); // [N, out]
-      if (this.bias !== undefined) y = tf.add(y, this.bias);
-      return tf.reshape(y, [...shape.slice(0, -1), this.outFeatures]) as T;
+      // Each reshape keeps its input for the backward pass, so rank-2 inputs skip them.
+      const rows = x.rank === 2 ? (x as unknown as tf.Tensor2D) : (tf.reshape(x, [-1, last]) as tf.Tensor2D); // [N, in]
+      // The fused kernel adds the bias in the same op, one tensor fewer per layer.
+      const y = tf.fused.matMul({ a: rows, b: this.weight, transposeB: true, bias: this.bias }); // [N, out]
+      return (x.rank === 2 ? y : tf.reshape(y, [...shape.slice(0, -1), this.outFeatures])) as T;
     });
   }
 }

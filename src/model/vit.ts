@@ -48,6 +48,9 @@ function dropKeySoftmax(logits: tf.Tensor4D, dropRate: number, seed: number): tf
 
 /** Per-call state a block needs besides its input. */
 interface BlockContext {
+  /** Batch size and sequence length of the [B * T, C] rows. */
+  B: number;
+  T: number;
   training: boolean;
   /** Seed for this block's DropKey mask. */
   dropKeySeed: number;
@@ -70,12 +73,14 @@ export class Attention extends Module {
     this.scale = 1 / Math.sqrt(this.headDim);
   }
 
-  apply(x: tf.Tensor3D, context: BlockContext): { output: tf.Tensor3D; attention?: tf.Tensor4D } {
+  /** Attends over `rows`, the [B * T, C] token states of B sequences of T tokens. */
+  apply(rows: tf.Tensor2D, context: BlockContext): { output: tf.Tensor2D; attention?: tf.Tensor4D } {
     return tf.tidy(() => {
-      const [B, T, C] = x.shape;
+      const { B, T } = context;
+      const C = this.width;
       const H = this.heads;
       const D = this.headDim;
-      const qkv = tf.transpose(tf.reshape(this.qkv.apply(x), [B, T, 3, H, D]), [2, 0, 3, 1, 4]); // [3, B, H, T, D]
+      const qkv = tf.transpose(tf.reshape(this.qkv.apply(rows), [B, T, 3, H, D]), [2, 0, 3, 1, 4]); // [3, B, H, T, D]
       const [q, k, v] = tf.unstack(qkv) as tf.Tensor4D[]; // each [B, H, T, D]
 
       const logits = tf.matMul(tf.mul(q, this.scale), k, false, true) as tf.Tensor4D; // [B, H, T, T]
@@ -84,7 +89,7 @@ export class Attention extends Module {
       if (context.offset !== undefined) attention = tf.add(attention, context.offset);
 
       const mixed = tf.matMul(attention, v) as tf.Tensor4D; // [B, H, T, D]
-      const merged = tf.reshape(tf.transpose(mixed, [0, 2, 1, 3]), [B, T, C]) as tf.Tensor3D; // [B, T, H * D]
+      const merged = tf.reshape(tf.transpose(mixed, [0, 2, 1, 3]), [B * T, C]) as tf.Tensor2D; // [B * T, H * D]
       const output = this.proj.apply(merged);
       return context.keepAttention ? { output, attention } : { output };
     });
@@ -102,8 +107,8 @@ export class Mlp extends Module {
     this.fc2 = this.addChild('fc2', new Linear(hidden, width));
   }
 
-  apply(x: tf.Tensor3D): tf.Tensor3D {
-    return tf.tidy(() => this.fc2.apply(gelu(this.fc1.apply(x))));
+  apply(rows: tf.Tensor2D): tf.Tensor2D {
+    return tf.tidy(() => this.fc2.apply(gelu(this.fc1.apply(rows))));
   }
 }
 
@@ -122,11 +127,12 @@ export class Block extends Module {
     this.mlp = this.addChild('mlp', new Mlp(config.width, config.mlpDim));
   }
 
-  apply(x: tf.Tensor3D, context: BlockContext): { output: tf.Tensor3D; attention?: tf.Tensor4D } {
+  /** Transforms `rows`, the [B * T, C] token states (rank 2 spares a reshape per layer). */
+  apply(rows: tf.Tensor2D, context: BlockContext): { output: tf.Tensor2D; attention?: tf.Tensor4D } {
     return tf.tidy(() => {
-      const { output: attended, attention } = this.attn.apply(this.norm1.apply(x), context);
-      const afterAttention = tf.add(x, attended) as tf.Tensor3D;
-      const output = tf.add(afterAttention, this.mlp.apply(this.norm2.apply(afterAttention))) as tf.Tensor3D;
+      const { output: attended, attention } = this.attn.apply(this.norm1.apply(rows), context);
+      const afterAttention = tf.add(rows, attended) as tf.Tensor2D;
+      const output = tf.add(afterAttention, this.mlp.apply(this.norm2.apply(afterAttention))) as tf.Tensor2D;
       return attention !== undefined ? { output, attention } : { output };
     });
   }
@@ -178,11 +184,15 @@ export abstract class VitTrunk extends Module {
     return tf.tidy(() => {
       const patches = this.embed(input, training); // [B, N, C]
       const cls = tf.tile(this.clsToken, [batch, 1, 1]); // [B, 1, C]
-      let x = tf.add(tf.concat([cls, patches], 1), this.posEmbed) as tf.Tensor3D; // [B, N + 1, C]
+      const sequences = tf.add(tf.concat([cls, patches], 1), this.posEmbed) as tf.Tensor3D; // [B, T, C], T = N + 1
+      const T = sequences.shape[1];
+      let x = tf.reshape(sequences, [batch * T, this.width]) as tf.Tensor2D; // [B * T, C]
 
       const attentions: tf.Tensor4D[] = [];
       this.blocks.forEach((block, index) => {
         const { output, attention } = block.apply(x, {
+          B: batch,
+          T,
           training,
           dropKeySeed: seeds[index],
           offset: options.attentionOffsets?.[index],
@@ -192,7 +202,7 @@ export abstract class VitTrunk extends Module {
         if (attention !== undefined) attentions.push(attention);
       });
 
-      const tokens = this.norm.apply(x);
+      const tokens = tf.reshape(this.norm.apply(x), [batch, T, this.width]) as tf.Tensor3D; // [B, T, C]
       const pooled = tf.reshape(tf.slice(tokens, [0, 0, 0], [batch, 1, this.width]), [batch, this.width]) as tf.Tensor2D;
       const result: EncoderOutput = { pooled };
       if (options.returnAttention) result.attentions = attentions;
