@@ -1,8 +1,8 @@
-// Reads the float32 safetensors fixtures that reference/model_vision.py writes.
-import * as fs from 'fs';
+// Reads the safetensors fixtures that reference/model_vision.py writes.
 import * as path from 'path';
 
 import { tf } from '../../src/backend';
+import { readSafetensors } from '../../src/model/safetensors';
 
 export const FIXTURE_DIR = path.join(__dirname, '..', 'fixtures', 'model', 'vision');
 
@@ -11,27 +11,9 @@ export interface Fixture {
   metadata: Record<string, string>;
 }
 
-/** Reads one fixture file; every tensor in these files is F32. */
+/** Reads one fixture file. */
 export function readFixture(name: string): Fixture {
-  const file = path.join(FIXTURE_DIR, name);
-  const bytes = fs.readFileSync(file);
-  const headerLength = Number(bytes.readBigUInt64LE(0));
-  const header = JSON.parse(bytes.subarray(8, 8 + headerLength).toString('utf8')) as Record<string, unknown>;
-  const dataStart = 8 + headerLength;
-  const tensors: Fixture['tensors'] = new Map();
-  let metadata: Record<string, string> = {};
-  for (const [key, value] of Object.entries(header)) {
-    if (key === '__metadata__') {
-      metadata = value as Record<string, string>;
-      continue;
-    }
-    const entry = value as { dtype: string; shape: number[]; data_offsets: [number, number] };
-    if (entry.dtype !== 'F32') throw new Error(`${file}: tensor ${key} has dtype ${entry.dtype}, expected F32`);
-    const [begin, end] = entry.data_offsets;
-    const copy = new Uint8Array(bytes.subarray(dataStart + begin, dataStart + end));
-    tensors.set(key, { shape: entry.shape, data: new Float32Array(copy.buffer) });
-  }
-  return { tensors, metadata };
+  return readSafetensors(path.join(FIXTURE_DIR, name));
 }
 
 /** Returns the named tensor of a fixture as a tf tensor (the caller disposes it). */
