@@ -7,7 +7,8 @@ import { tf } from '../../src/backend';
 import { MoreModel, type MoreBatch } from '../../src/model';
 import { mapReferenceMoreKey } from '../../src/model/checkpoint';
 import { TransformerTextEncoder, textPreset } from '../../src/model/text';
-import { BatchSource, fit, moreTrainingModel, TrainOptions } from '../../src/tasks/train';
+import { BatchSource, fit, moreBatchFromPipeline, moreTrainingModel, TokenizedTexts, TrainOptions } from '../../src/tasks/train';
+import type { Batch } from '../../src/datasets/pipeline';
 import { Rng } from '../../src/util/rng';
 import { buildReferenceTiny, FormulaPairs, PARITY } from './more-tiny';
 
@@ -165,5 +166,46 @@ describe('tasks/train with MoreModel', () => {
     assert.deepStrictEqual(counts, counts.map(() => counts[0]), `tensor count per epoch ${counts}`);
     assert.strictEqual(tf.memory().numTensors, before, 'tensors left after training');
     model.dispose();
+  });
+
+  it('builds model batches from pipeline batches', () => {
+    const B = 4;
+    const xray = new Float32Array(B * 64 * 64 * 3).map((_, i) => Math.sin(i));
+    const ecg = new Float32Array(B * 12 * 100).map((_, i) => Math.cos(i));
+    const pipelineBatch: Batch = {
+      ids: ['a', 'b', 'c', 'd'], texts: ['one', 'two words', 'three more words', 'four'],
+      xray, xrayShape: [B, 64, 64, 3], xrayMask: Uint8Array.of(1, 1, 0, 1),
+      ecg, ecgShape: [B, 12, 100], ecgMask: Uint8Array.of(1, 1, 1, 1),
+    };
+    // Word-level ids padded to the longest text: <s> (0), words, </s> (2), padding (1).
+    const tokenize = (texts: string[]): TokenizedTexts => {
+      const rows = texts.map((text) => [0, ...text.split(' ').map((word) => 3 + word.length), 2]);
+      const length = Math.max(...rows.map((row) => row.length));
+      const inputIds = new Int32Array(texts.length * length).fill(1);
+      const attentionMask = new Int32Array(texts.length * length);
+      rows.forEach((row, i) => row.forEach((id, t) => { inputIds[i * length + t] = id; attentionMask[i * length + t] = 1; }));
+      return { inputIds, attentionMask, batchSize: texts.length, sequenceLength: length };
+    };
+    const before = tf.memory().numTensors;
+    const batch = moreBatchFromPipeline(pipelineBatch, tokenize);
+    assert.deepStrictEqual(batch.images?.shape, [4, 64, 64, 3]);
+    assert.deepStrictEqual(batch.ecgs?.shape, [4, 12, 100]);
+    assert.deepStrictEqual(batch.inputIds.shape, [4, 5]);
+    assert.deepStrictEqual(batch.imagePresent, [true, true, false, true]);
+    assert.deepStrictEqual(Array.from(batch.attentionMask.dataSync().slice(0, 5)), [1, 1, 1, 0, 0]);
+    assert.strictEqual(batch.images!.dataSync()[5], xray[5]);
+
+    const model = buildModel(9);
+    const loss = moreTrainingModel(model).batchLoss(batch, { training: false, seed: 0 });
+    assert.ok(Number.isFinite(loss.dataSync()[0]), 'finite loss');
+    loss.dispose();
+    model.dispose();
+    tf.dispose(batch as unknown as tf.TensorContainer);
+    assert.strictEqual(tf.memory().numTensors, before, 'tensors leaked');
+
+    const withoutEcg = moreBatchFromPipeline({ ...pipelineBatch, ecgMask: new Uint8Array(B) }, tokenize);
+    assert.strictEqual(withoutEcg.ecgs, undefined, 'an ECG no sample has is left out');
+    tf.dispose(withoutEcg as unknown as tf.TensorContainer);
+    assert.throws(() => moreBatchFromPipeline({ ...pipelineBatch, ids: ['a'] }, tokenize), /for a batch of 1; expected 1 rows/);
   });
 });
