@@ -16,19 +16,24 @@ import * as fs from 'fs';
 import * as path from 'path';
 
 import { preprocessEcg } from '../src/datasets/ecg';
-import { readWfdbRecordSync, selectTwelveLeads } from '../src/datasets/wfdb';
+import { parseWfdbHeader, readWfdbRecordSync, selectTwelveLeads } from '../src/datasets/wfdb';
 import { xrayPreprocessFigure } from './datasets_xray';
 
 const RECORDS = path.resolve(__dirname, '..', 'test', 'fixtures', 'datasets', 'ecg', 'records');
 const MIN_SECONDS = 3;
 
-/** Returns the record paths (without extension) of every header under `folder`. */
+/** Returns true for a multi-segment layout header, which declares 0 samples and has no data to time. */
+function isLayoutHeader(file: string): boolean {
+  return parseWfdbHeader(fs.readFileSync(file, 'latin1'), file).sampleCount === 0;
+}
+
+/** Returns the record paths (without extension) of every header under `folder`, layout headers left out. */
 function findRecords(folder: string): string[] {
   const found: string[] = [];
   for (const entry of fs.readdirSync(folder, { withFileTypes: true })) {
     const full = path.join(folder, entry.name);
     if (entry.isDirectory()) found.push(...findRecords(full));
-    else if (entry.name.endsWith('.hea')) found.push(full.slice(0, -'.hea'.length));
+    else if (entry.name.endsWith('.hea') && !isLayoutHeader(full)) found.push(full.slice(0, -'.hea'.length));
   }
   return found.sort();
 }

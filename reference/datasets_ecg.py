@@ -53,19 +53,24 @@ def physical_summary(values):
 
 
 def describe_record(path):
-    """Read a record with wfdb-python both ways and summarise every signal."""
-    digital = wfdb.rdrecord(str(path), physical=False)
+    """Read a record with wfdb-python both ways and summarise every signal.
+    Digital values are None where wfdb-python cannot give them (variable-layout multi-segment records)."""
     physical = wfdb.rdrecord(str(path), physical=True, return_res=64)
+    try:
+        digital = wfdb.rdrecord(str(path), physical=False).d_signal
+    except Exception:
+        digital = None
     signals = []
-    for ch, name in enumerate(digital.sig_name):
+    for ch, name in enumerate(physical.sig_name):
         signals.append({
             "name": name,
-            "units": physical.units[ch],
-            "gain": float(physical.adc_gain[ch]),
-            "baseline": int(physical.baseline[ch]),
-            "format": physical.fmt[ch],
-            "digital_sha256": digital_sha256(digital.d_signal[:, ch]),
-            "digital_head": [int(v) for v in digital.d_signal[:8, ch]],
+            # wfdb-python leaves these None on records joined from variable-layout segments.
+            "units": None if physical.units is None else physical.units[ch],
+            "gain": None if physical.adc_gain is None else float(physical.adc_gain[ch]),
+            "baseline": None if physical.baseline is None else int(physical.baseline[ch]),
+            "format": None if physical.fmt is None else physical.fmt[ch],
+            "digital_sha256": None if digital is None else digital_sha256(digital[:, ch]),
+            "digital_head": None if digital is None else [int(v) for v in digital[:8, ch]],
             "physical": physical_summary(physical.p_signal[:, ch]),
         })
     return {"fs": float(physical.fs), "sample_count": int(physical.sig_len), "signals": signals}
@@ -175,6 +180,41 @@ def write_generated_formats(data_root):
     return [f"formats/{n}" for n in names]
 
 
+def write_segment(target, name, samples, names, fmt, gains, baselines):
+    record = wfdb.Record(
+        record_name=name, n_sig=samples.shape[1], fs=360, sig_len=samples.shape[0],
+        file_name=[f"{name}.dat"] * samples.shape[1], fmt=[fmt] * samples.shape[1], adc_gain=gains,
+        baseline=baselines, units=["mV"] * samples.shape[1], adc_res=[12] * samples.shape[1],
+        adc_zero=[0] * samples.shape[1], sig_name=names, d_signal=samples,
+    )
+    record.set_d_features(do_adc=False)
+    record.block_size = [0] * samples.shape[1]
+    record.wrsamp(write_dir=str(target))
+
+
+def write_multi_segment():
+    """Write two multi-segment records cut from the MIT-BIH excerpt: a fixed layout, and a
+    variable layout with a gap and segments that hold different signals, orders and gains."""
+    target = RECORDS / "multiseg"
+    target.mkdir(parents=True, exist_ok=True)
+    d = wfdb.rdrecord(str(RECORDS / "mitdb" / "100_10s"), physical=False).d_signal.astype(np.int64)
+    write_segment(target, "fixed_1", d[:1500], ["MLII", "V5"], "212", [200.0, 200.0], [1024, 1024])
+    write_segment(target, "fixed_2", d[1500:3000], ["MLII", "V5"], "212", [200.0, 200.0], [1024, 1024])
+    # No gap here: wfdb-python 4.3 fails on a gap in a fixed-layout record (segments[i] is None).
+    (target / "fixed.hea").write_text("fixed/2 2 360 3000\nfixed_1 1500\nfixed_2 1500\n")
+    write_segment(target, "variable_1", d[:1000], ["MLII", "V5"], "212", [200.0, 200.0], [1024, 1024])
+    write_segment(target, "variable_2", d[1000:1800, 1:2] - 1024, ["V5"], "16", [400.0], [0])
+    write_segment(target, "variable_3", d[1800:], ["V5", "MLII"], "16", [200.0, 100.0], [1024, 1024])
+    (target / "variable_layout.hea").write_text(
+        "variable_layout 2 360 0\nvariable_layout.dat 212 200(1024)/mV 12 0 0 0 0 MLII\n"
+        "variable_layout.dat 212 200(1024)/mV 12 0 0 0 0 V5\n"
+    )
+    (target / "variable.hea").write_text(
+        "variable/5 2 360 3800\nvariable_layout 0\nvariable_1 1000\n~ 200\nvariable_2 800\nvariable_3 1800\n"
+    )
+    return ["multiseg/fixed", "multiseg/variable"]
+
+
 def write_special_cases():
     """Small records spelled out by the specification, read back by wfdb-python."""
     target = RECORDS / "cases"
@@ -254,7 +294,7 @@ def main():
     copy_real_records(args.data)
     write_mitdb_excerpt(args.data)
     generated = write_generated_formats(args.data)
-    cases = write_special_cases()
+    cases = write_special_cases() + write_multi_segment()
 
     real = [str((record_folder(folder) / name).relative_to(RECORDS)) for folder, name, _ in REAL_RECORDS] + ["mitdb/100_10s"]
     expected = {name: describe_record(RECORDS / name) for name in real + generated + cases}

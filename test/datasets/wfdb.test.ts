@@ -16,13 +16,14 @@ import {
 const FIXTURES = path.join(__dirname, '..', 'fixtures', 'datasets', 'ecg');
 const RECORDS = path.join(FIXTURES, 'records');
 
+// Fields are null where wfdb-python gives none (records joined from variable-layout segments).
 interface ExpectedSignal {
   name: string | null;
-  units: string;
-  gain: number;
-  baseline: number;
-  digital_sha256: string;
-  digital_head: number[];
+  units: string | null;
+  gain: number | null;
+  baseline: number | null;
+  digital_sha256: string | null;
+  digital_head: number[] | null;
   physical: { stride: number; values: (number | null)[]; nan_count: number; sum: number };
 }
 interface ExpectedRecord {
@@ -68,11 +69,15 @@ describe('datasets/wfdb', () => {
           const spec = record.header.signals[index];
           const label = `${name} signal ${index}`;
           assert.strictEqual(record.signalNames[index], signal.name ?? '', label);
-          assert.strictEqual(spec.units, signal.units, label);
-          assert.strictEqual(spec.gain, signal.gain, label);
-          assert.strictEqual(spec.baseline, signal.baseline, label);
-          assert.deepStrictEqual(Array.from(record.digital[index].subarray(0, 8)), signal.digital_head, label);
-          assert.strictEqual(sha256OfInt32(record.digital[index]), signal.digital_sha256, `${label}: digital samples differ`);
+          if (signal.units !== null) assert.strictEqual(spec.units, signal.units, label);
+          if (signal.gain !== null) assert.strictEqual(spec.gain, signal.gain, label);
+          if (signal.baseline !== null) assert.strictEqual(spec.baseline, signal.baseline, label);
+          if (signal.digital_sha256 === null) {
+            assert.strictEqual(record.digital, null, `${label}: wfdb-python has no digital values here`);
+          } else {
+            assert.deepStrictEqual(Array.from(record.digital![index].subarray(0, 8)), signal.digital_head, label);
+            assert.strictEqual(sha256OfInt32(record.digital![index]), signal.digital_sha256, `${label}: digital samples differ`);
+          }
 
           const physical = record.physical[index];
           let nanCount = 0;
@@ -100,7 +105,20 @@ describe('datasets/wfdb', () => {
     const viaPromise = await readWfdbRecord(path.join(RECORDS, 'ptbdb', 's0010_re'));
     const viaSync = readWfdbRecordSync(path.join(RECORDS, 'ptbdb', 's0010_re.hea'));
     assert.strictEqual(viaPromise.physical.length, 15);
-    viaSync.digital.forEach((samples, index) => assert.deepStrictEqual(viaPromise.digital[index], samples));
+    viaSync.digital!.forEach((samples, index) => assert.deepStrictEqual(viaPromise.digital![index], samples));
+  });
+
+  it('joins a variable-layout multi-segment record', async () => {
+    const record = await readWfdbRecord(path.join(RECORDS, 'multiseg', 'variable'));
+    assert.strictEqual(record.header.segments?.length, 5);
+    assert.deepStrictEqual(record.signalNames, ['MLII', 'V5']);
+    assert.strictEqual(record.digital, null);
+    // MLII is absent from the gap and from segment 2 (samples 1000-1999), V5 only from the gap.
+    assert.ok(Number.isNaN(record.physical[0][1500]));
+    assert.ok(Number.isNaN(record.physical[1][1100]));
+    assert.ok(!Number.isNaN(record.physical[1][1500]));
+    const twelve = () => selectTwelveLeads(record);
+    assert.throws(twelve, /missing leads I, II/);
   });
 
   it('returns float32 physical values on request', () => {
@@ -112,7 +130,7 @@ describe('datasets/wfdb', () => {
   it('defaults a zero gain and flags it', () => {
     const record = readWfdbRecordSync(path.join(RECORDS, 'cases', 'x'));
     assert.deepStrictEqual(Array.from(record.physical[0]), [2.0, -1.0]);
-    assert.deepStrictEqual(Array.from(record.digital[0]), [405, -195]);
+    assert.deepStrictEqual(Array.from(record.digital![0]), [405, -195]);
     const spec = record.header.signals[0];
     assert.strictEqual(spec.gain, 200);
     assert.strictEqual(spec.uncalibrated, true);
@@ -123,7 +141,7 @@ describe('datasets/wfdb', () => {
   it('marks the invalid sample as NaN', () => {
     const record = readWfdbRecordSync(path.join(RECORDS, 'cases', 'y'));
     assert.deepStrictEqual(Array.from(record.physical[0]), [1.0, Number.NaN, -1.0]);
-    assert.deepStrictEqual(Array.from(record.digital[0]), [200, -32768, -200]);
+    assert.deepStrictEqual(Array.from(record.digital![0]), [200, -32768, -200]);
     assert.strictEqual(record.header.signals[0].uncalibrated, true);
   });
 
@@ -226,8 +244,8 @@ describe('datasets/wfdb', () => {
       'nolen.dat': [0x01, 0xf0, 0xff, 0xff, 0x87, 0x00],
     }));
     assert.strictEqual(record.sampleCount, 2);
-    assert.deepStrictEqual(Array.from(record.digital[0]), [1, 2047]);
-    assert.deepStrictEqual(Array.from(record.digital[1]), [-1, -2048]);
+    assert.deepStrictEqual(Array.from(record.digital![0]), [1, 2047]);
+    assert.deepStrictEqual(Array.from(record.digital![1]), [-1, -2048]);
     assert.ok(Number.isNaN(record.physical[1][1]));
     assert.strictEqual(record.samplingFrequency, 250);
   });
@@ -247,20 +265,20 @@ describe('datasets/wfdb', () => {
       const record = writeRecord(scratch, 'long', 'long 1 500 2\nlong.dat 16 200 16 0\n', { 'long.dat': [1, 0, 2, 0, 3, 0] });
       assert.throws(() => readWfdbRecordSync(record), /long\.dat: header and data sizes disagree.*declares 2 samples/);
       const lenient = readWfdbRecordSync(record, { allowTrailingBytes: true });
-      assert.deepStrictEqual(Array.from(lenient.digital[0]), [1, 2]);
+      assert.deepStrictEqual(Array.from(lenient.digital![0]), [1, 2]);
     });
 
     it('rejects a checksum mismatch', () => {
       const record = writeRecord(scratch, 'sum', 'sum 1 500 2\nsum.dat 16 200 16 0 1 4 0 I\n', { 'sum.dat': [1, 0, 2, 0] });
       assert.throws(() => readWfdbRecordSync(record), /sum\.dat: checksum mismatch for signal 0 \(I\).*gives 4.*sum to 3/);
-      assert.deepStrictEqual(Array.from(readWfdbRecordSync(record, { verifyChecksums: false }).digital[0]), [1, 2]);
+      assert.deepStrictEqual(Array.from(readWfdbRecordSync(record, { verifyChecksums: false }).digital![0]), [1, 2]);
     });
 
     it('accepts unsigned and signed checksums', () => {
       const unsigned = writeRecord(scratch, 'neg', 'neg 1 500 1\nneg.dat 16 200 16 0 -3 65533 0\n', { 'neg.dat': [0xfd, 0xff] });
-      assert.deepStrictEqual(Array.from(readWfdbRecordSync(unsigned).digital[0]), [-3]);
+      assert.deepStrictEqual(Array.from(readWfdbRecordSync(unsigned).digital![0]), [-3]);
       const signed = writeRecord(scratch, 'neg', 'neg 1 500 1\nneg.dat 16 200 16 0 -3 -3 0\n', { 'neg.dat': [0xfd, 0xff] });
-      assert.deepStrictEqual(Array.from(readWfdbRecordSync(signed).digital[0]), [-3]);
+      assert.deepStrictEqual(Array.from(readWfdbRecordSync(signed).digital![0]), [-3]);
     });
 
     it('rejects a missing signal file', () => {
@@ -278,9 +296,16 @@ describe('datasets/wfdb', () => {
       assert.throws(() => readWfdbRecordSync(record), /unsupported WFDB signal format 8; supported formats are 16, 212, 80, 24, 32, 61, 160, 310, 311/);
     });
 
-    it('rejects a multi-segment record', () => {
+    it('rejects a missing segment', () => {
       const record = writeRecord(scratch, 'multi', 'multi/2 1 360 20\nseg1 10\nseg2 10\n', {});
-      assert.throws(() => readWfdbRecordSync(record), /multi\.hea line 1: record "multi\/2" is a multi-segment record/);
+      assert.throws(() => readWfdbRecordSync(record), /seg1\.hea: header file not found/);
+    });
+
+    it('rejects segments that disagree with the master', () => {
+      const segment = writeRecord(scratch, 'part', 'part 1 360 2\npart.dat 16 200 16 0 0 0 0 II\n', { 'part.dat': [0, 0, 0, 0] });
+      assert.ok(segment.endsWith('part'));
+      const record = writeRecord(scratch, 'master', 'master/1 1 360 3\npart 3\n', {});
+      assert.throws(() => readWfdbRecordSync(record), /part\.hea: the segment has 2 samples but the master header .*master\.hea declares 3/);
     });
 
     it('rejects malformed header fields', () => {

@@ -46,9 +46,18 @@ export interface WfdbSignalSpec {
   description: string;
 }
 
-/** Contents of a single-segment WFDB header. */
+/** One segment line of a multi-segment header. */
+export interface WfdbSegmentSpec {
+  /** Segment record name, or `~` for a gap without signals. */
+  name: string;
+  sampleCount: number;
+}
+
+/** Contents of a WFDB header. */
 export interface WfdbHeader {
   recordName: string;
+  /** Segment lines of a multi-segment header (record line `name/segments`), or null for a single-segment record. */
+  segments: WfdbSegmentSpec[] | null;
   signalCount: number;
   /** Sampling frequency in Hz; 250 when the header gives none (the WFDB default). */
   samplingFrequency: number;
@@ -80,17 +89,16 @@ function parseNumber(text: string, field: string, where: string): number {
   return value;
 }
 
-function parseRecordLine(line: string, where: string): Omit<WfdbHeader, 'signals' | 'comments'> {
+function parseRecordLine(
+  line: string,
+  where: string,
+): Omit<WfdbHeader, 'signals' | 'comments' | 'segments'> & { segmentCount: number | null } {
   const tokens = line.trim().split(/\s+/);
   if (tokens.length < 2) {
     throw new WfdbError(`${where}: invalid record line "${line}": expected at least a record name and a signal count`);
   }
-  const recordName = tokens[0];
-  if (recordName.includes('/')) {
-    throw new WfdbError(
-      `${where}: record "${recordName}" is a multi-segment record, which this reader does not support; read its segments one by one`,
-    );
-  }
+  const [recordName, segmentField] = tokens[0].split('/');
+  const segmentCount = segmentField === undefined ? null : parseInteger(segmentField, 'segment count', where);
   const signalCount = parseInteger(tokens[1], 'signal count', where);
   let samplingFrequency = 250;
   if (tokens.length > 2) {
@@ -105,7 +113,7 @@ function parseRecordLine(line: string, where: string): Omit<WfdbHeader, 'signals
     else if (baseDate === null) baseDate = token;
     else throw new WfdbError(`${where}: unexpected field "${token}" on the record line "${line}"`);
   }
-  return { recordName, signalCount, samplingFrequency, sampleCount, baseTime, baseDate };
+  return { recordName, segmentCount, signalCount, samplingFrequency, sampleCount, baseTime, baseDate };
 }
 
 function parseFormatField(text: string, where: string): Pick<WfdbSignalSpec, 'format' | 'samplesPerFrame' | 'skew' | 'byteOffset'> {
@@ -167,7 +175,8 @@ function parseSignalLine(line: string, where: string): WfdbSignalSpec {
 
 /**
  * Parses the text of a WFDB header. `source` names the file in error messages.
- * Multi-segment headers (`name/segments` on the record line) are rejected.
+ * A multi-segment header (`name/segments` on the record line) lists segments
+ * in place of signals.
  */
 export function parseWfdbHeader(text: string, source: string): WfdbHeader {
   const comments: string[] = [];
@@ -186,21 +195,29 @@ export function parseWfdbHeader(text: string, source: string): WfdbHeader {
   }
 
   const recordLine = contentLines[0];
-  const record = parseRecordLine(recordLine.line, `${source} line ${recordLine.lineNumber}`);
-  const signalLines = contentLines.slice(1);
-  if (signalLines.length < record.signalCount) {
-    throw new WfdbError(
-      `${source}: the record line declares ${record.signalCount} signals but the header has ${signalLines.length} signal lines`,
-    );
+  const { segmentCount, ...record } = parseRecordLine(recordLine.line, `${source} line ${recordLine.lineNumber}`);
+  const bodyLines = contentLines.slice(1);
+  const expected = segmentCount ?? record.signalCount;
+  const kind = segmentCount === null ? 'signal' : 'segment';
+  if (bodyLines.length < expected) {
+    throw new WfdbError(`${source}: the record line declares ${expected} ${kind}s but the header has ${bodyLines.length} ${kind} lines`);
   }
-  const signals = signalLines
-    .slice(0, record.signalCount)
-    .map(({ line, lineNumber }) => parseSignalLine(line, `${source} line ${lineNumber}`));
-  const extra = signalLines.slice(record.signalCount);
+  const extra = bodyLines.slice(expected);
   if (extra.length > 0) {
     throw new WfdbError(
-      `${source} line ${extra[0].lineNumber}: unexpected line "${extra[0].line}" after the ${record.signalCount} declared signal lines`,
+      `${source} line ${extra[0].lineNumber}: unexpected line "${extra[0].line}" after the ${expected} declared ${kind} lines`,
     );
   }
-  return { ...record, signals, comments };
+
+  if (segmentCount !== null) {
+    const segments = bodyLines.map(({ line, lineNumber }) => {
+      const tokens = line.split(/\s+/);
+      const where = `${source} line ${lineNumber}`;
+      if (tokens.length !== 2) throw new WfdbError(`${where}: invalid segment line "${line}": expected a segment name and a sample count`);
+      return { name: tokens[0], sampleCount: parseInteger(tokens[1], 'segment sample count', where) };
+    });
+    return { ...record, segments, signals: [], comments };
+  }
+  const signals = bodyLines.map(({ line, lineNumber }) => parseSignalLine(line, `${source} line ${lineNumber}`));
+  return { ...record, segments: null, signals, comments };
 }

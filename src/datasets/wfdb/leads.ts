@@ -47,8 +47,8 @@ export interface TwelveLeadSignals {
   samplingFrequency: number;
   /** Physical samples, one array per lead in `leads` order. */
   physical: (Float64Array | Float32Array)[];
-  /** Digital samples, one array per lead in `leads` order. */
-  digital: Int32Array[];
+  /** Digital samples, one array per lead in `leads` order; null where the record has none (see `WfdbRecord.digital`). */
+  digital: Int32Array[] | null;
   /** Physical units per lead. */
   units: string[];
   /** Per lead: true when the header gave no gain, so the values are not calibrated. */
@@ -62,7 +62,7 @@ export function selectTwelveLeads(record: WfdbRecord): TwelveLeadSignals {
     leads: TWELVE_LEADS,
     samplingFrequency: record.samplingFrequency,
     physical: indices.map((index) => record.physical[index]),
-    digital: indices.map((index) => record.digital[index]),
+    digital: record.digital === null ? null : indices.map((index) => (record.digital as Int32Array[])[index]),
     units: indices.map((index) => record.header.signals[index].units),
     uncalibrated: indices.map((index) => record.header.signals[index].uncalibrated),
   };

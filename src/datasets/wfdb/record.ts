@@ -2,7 +2,8 @@
  * WFDB record reader: parses the header, reads every signal file it names,
  * checks sizes and checksums, and returns digital and physical samples per
  * signal. Physical value = (digital - baseline) / gain, and each format's
- * invalid-sample marker becomes NaN.
+ * invalid-sample marker becomes NaN. A multi-segment record is joined from its
+ * segment records, which sit next to its header.
  */
 
 import * as fs from 'fs';
@@ -10,7 +11,7 @@ import * as path from 'path';
 
 import { resolveInsideRoot } from '../paths';
 import { bytesForSamples, decodeSamples, INVALID_SAMPLE_VALUE } from './formats';
-import { parseWfdbHeader, WfdbError, WfdbHeader, WfdbSignalSpec } from './header';
+import { parseWfdbHeader, WfdbError, WfdbHeader, WfdbSegmentSpec, WfdbSignalSpec } from './header';
 
 export interface WfdbReadOptions {
   /** Element type of the physical arrays; `float64` by default, like wfdb-python's `rdrecord`. */
@@ -30,8 +31,12 @@ export interface WfdbRecord {
   sampleCount: number;
   /** Signal names (the header's descriptions), in header order. */
   signalNames: string[];
-  /** Digital samples per signal, as stored. */
-  digital: Int32Array[];
+  /**
+   * Digital samples per signal, as stored. Null for a multi-segment record whose
+   * segments store a signal with different formats, gains or baselines, because
+   * its digital values have no common scale there (wfdb-python also refuses them).
+   */
+  digital: Int32Array[] | null;
   /** Physical samples per signal in the header's units; NaN marks an invalid sample. */
   physical: Float64Array[] | Float32Array[];
 }
@@ -135,7 +140,7 @@ export function decodeWfdbRecord(
 
   const digital: Int32Array[] = new Array(header.signalCount);
   for (const group of groups) {
-    const bytes = files.get(group.fileName);
+    const bytes = sampleCount === 0 ? new Uint8Array(group.byteOffset) : files.get(group.fileName);
     if (bytes === undefined) {
       throw new WfdbError(`${source}: signal file ${group.fileName} was not provided`);
     }
@@ -230,9 +235,14 @@ export function readWfdbRecordSync(recordPath: string, options: WfdbReadOptions 
     if (!isNotFound(error)) throw error;
   }
   const header = readHeader(headerPath, text);
+  if (header.segments !== null) {
+    const parts = header.segments.map((segment) => readSegmentSync(headerPath, segment, options));
+    return assembleSegments(header, headerPath, parts, options);
+  }
   const files = new Map<string, Uint8Array>();
   for (const signal of header.signals) {
-    if (files.has(signal.fileName)) continue;
+    // A header declaring 0 samples (such as a multi-segment layout header) needs no signal file.
+    if (files.has(signal.fileName) || header.sampleCount === 0) continue;
     const filePath = signalFilePath(headerPath, signal.fileName);
     try {
       files.set(signal.fileName, fs.readFileSync(filePath));
@@ -254,7 +264,11 @@ export async function readWfdbRecord(recordPath: string, options: WfdbReadOption
     if (!isNotFound(error)) throw error;
   }
   const header = readHeader(headerPath, text);
-  const names = [...new Set(header.signals.map((signal) => signal.fileName))];
+  if (header.segments !== null) {
+    const parts = await Promise.all(header.segments.map((segment) => readSegment(headerPath, segment, options)));
+    return assembleSegments(header, headerPath, parts, options);
+  }
+  const names = header.sampleCount === 0 ? [] : [...new Set(header.signals.map((signal) => signal.fileName))];
   const contents = await Promise.all(
     names.map(async (fileName) => {
       const filePath = signalFilePath(headerPath, fileName);
@@ -268,4 +282,116 @@ export async function readWfdbRecord(recordPath: string, options: WfdbReadOption
   );
   const files = new Map<string, Uint8Array>(names.map((name, index) => [name, contents[index]]));
   return decodeWfdbRecord(header, files, headerPath, options);
+}
+
+/**
+ * A segment of a multi-segment record once read: a gap (`~`), the layout
+ * header of a variable-layout record (0 samples, signals only), or a record.
+ */
+type SegmentPart =
+  | { kind: 'gap'; spec: WfdbSegmentSpec }
+  | { kind: 'layout'; spec: WfdbSegmentSpec; header: WfdbHeader }
+  | { kind: 'record'; spec: WfdbSegmentSpec; record: WfdbRecord };
+
+function segmentPath(masterPath: string, name: string): string {
+  return resolveInsideRoot(path.dirname(masterPath), `${name}.hea`, masterPath);
+}
+
+function readSegmentSync(masterPath: string, spec: WfdbSegmentSpec, options: WfdbReadOptions): SegmentPart {
+  if (spec.name === '~') return { kind: 'gap', spec };
+  const file = segmentPath(masterPath, spec.name);
+  if (spec.sampleCount === 0) {
+    let text: string | null = null;
+    try {
+      text = fs.readFileSync(file, 'latin1');
+    } catch (error) {
+      if (!isNotFound(error)) throw error;
+    }
+    return { kind: 'layout', spec, header: readHeader(file, text) };
+  }
+  return { kind: 'record', spec, record: readWfdbRecordSync(file, options) };
+}
+
+async function readSegment(masterPath: string, spec: WfdbSegmentSpec, options: WfdbReadOptions): Promise<SegmentPart> {
+  if (spec.name === '~') return { kind: 'gap', spec };
+  const file = segmentPath(masterPath, spec.name);
+  if (spec.sampleCount === 0) {
+    let text: string | null = null;
+    try {
+      text = await fs.promises.readFile(file, 'latin1');
+    } catch (error) {
+      if (!isNotFound(error)) throw error;
+    }
+    return { kind: 'layout', spec, header: readHeader(file, text) };
+  }
+  return { kind: 'record', spec, record: await readWfdbRecord(file, options) };
+}
+
+function sameStorage(a: WfdbSignalSpec, b: WfdbSignalSpec): boolean {
+  return a.format === b.format && a.gain === b.gain && a.baseline === b.baseline;
+}
+
+/**
+ * Joins the segments of a multi-segment record into one record. Signals follow
+ * the layout header when there is one (variable layout), else the first
+ * segment (fixed layout), and are matched by name in every segment. A gap, or a
+ * segment without a signal, gives NaN for that stretch.
+ */
+function assembleSegments(
+  header: WfdbHeader,
+  source: string,
+  parts: SegmentPart[],
+  options: WfdbReadOptions,
+): WfdbRecord {
+  const layoutPart = parts.find((part) => part.kind === 'layout');
+  const firstRecord = parts.find((part) => part.kind === 'record');
+  let layout: WfdbSignalSpec[];
+  if (layoutPart !== undefined && layoutPart.kind === 'layout') layout = layoutPart.header.signals;
+  else if (firstRecord !== undefined && firstRecord.kind === 'record') layout = firstRecord.record.header.signals;
+  else throw new WfdbError(`${source}: the multi-segment record has no segment with signals`);
+  if (layout.length !== header.signalCount) {
+    throw new WfdbError(`${source}: the record line declares ${header.signalCount} signals but the layout has ${layout.length}`);
+  }
+
+  const sampleCount = parts.reduce((sum, part) => sum + (part.kind === 'layout' ? 0 : part.spec.sampleCount), 0);
+  if (header.sampleCount !== null && header.sampleCount !== sampleCount) {
+    throw new WfdbError(`${source}: the record line declares ${header.sampleCount} samples but the segments add up to ${sampleCount}`);
+  }
+
+  const physicalType = options.physicalType ?? 'float64';
+  const physical = layout.map(() =>
+    physicalType === 'float32' ? new Float32Array(sampleCount).fill(Number.NaN) : new Float64Array(sampleCount).fill(Number.NaN),
+  );
+  const digital = layout.map((signal) => new Int32Array(sampleCount).fill(INVALID_SAMPLE_VALUE[signal.format] ?? 0));
+  let digitalValid = true;
+  let offset = 0;
+  for (const part of parts) {
+    if (part.kind === 'layout') continue;
+    if (part.kind === 'record') {
+      const { record } = part;
+      if (record.sampleCount !== part.spec.sampleCount) {
+        throw new WfdbError(
+          `${record.source}: the segment has ${record.sampleCount} samples but the master header ${source} declares ${part.spec.sampleCount}`,
+        );
+      }
+      layout.forEach((signal, index) => {
+        const position = record.signalNames.findIndex((name) => name === signal.description);
+        if (position < 0) return;
+        physical[index].set(record.physical[position], offset);
+        if (record.digital === null || !sameStorage(record.header.signals[position], signal)) digitalValid = false;
+        else digital[index].set(record.digital[position], offset);
+      });
+    }
+    offset += part.spec.sampleCount;
+  }
+
+  return {
+    header: { ...header, signals: layout },
+    source,
+    samplingFrequency: header.samplingFrequency,
+    sampleCount,
+    signalNames: layout.map((signal) => signal.description),
+    digital: digitalValid ? digital : null,
+    physical: physical as Float64Array[] | Float32Array[],
+  };
 }
