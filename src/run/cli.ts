@@ -19,6 +19,7 @@ const USAGE = `usage: npm start -- [options]
   --lr X                  peak learning rate (default 3e-4)
   --max-text-length N     tokens per report (default 64)
   --probe-epochs N        linear-probe epochs (default 30)
+  --limit N               at most N samples per modality and split, for a quick smoke run
   --seed N                random seed (default 0)
   --no-notebook           skip the executed report notebook`;
 
@@ -35,7 +36,7 @@ async function main(): Promise<void> {
       out: { type: 'string' }, data: { type: 'string' }, 'text-model': { type: 'string' },
       'ecg-reports': { type: 'string' }, epochs: { type: 'string' }, 'batch-size': { type: 'string' },
       lr: { type: 'string' }, 'max-text-length': { type: 'string' }, 'probe-epochs': { type: 'string' },
-      seed: { type: 'string' }, 'no-notebook': { type: 'boolean' }, help: { type: 'boolean' },
+      seed: { type: 'string' }, limit: { type: 'string' }, 'no-notebook': { type: 'boolean' }, help: { type: 'boolean' },
     },
   });
   if (values.help) {
@@ -61,6 +62,7 @@ async function main(): Promise<void> {
     lr,
     maxTextLength: positiveInteger('max-text-length', values['max-text-length']),
     probeEpochs: positiveInteger('probe-epochs', values['probe-epochs']),
+    limit: positiveInteger('limit', values.limit),
     seed,
   });
   console.log(formatSummaryTable(summary));

@@ -23,7 +23,7 @@ import { writeFileAtomic } from '../util/atomic';
 import { getLogger } from '../util/log';
 import { TerminalProgress, type ProgressReporter } from '../util/progress';
 import { saveMainJobCheckpoint } from './checkpoint';
-import { buildSampleCorpus, type CorpusSummary } from './corpus';
+import { buildSampleCorpus, type CorpusSample, type CorpusSummary } from './corpus';
 import { PreparedBatchSource, prepareSamples, type PreparedSample } from './data';
 import type { EcgReportStyle } from './ecg_samples';
 import { compareEcgProbes, embedSamples, retrievalFigures, zeroShotEcg, type ProbeComparison, type RetrievalFigures } from './evaluate';
@@ -47,6 +47,8 @@ export interface MainJobOptions {
   /** Encoder size of the X-ray and ECG towers (default {@link SAMPLE_MODEL}). */
   model?: MoreConfigInput;
   probeEpochs?: number;
+  /** Keep at most this many samples per modality in each split, for a quick smoke run (default: all). */
+  limit?: number;
   seed?: number;
   progress?: ProgressReporter;
 }
@@ -74,6 +76,8 @@ export interface MainJobSummary {
   backend: Pick<BackendInfo, 'name' | 'device'>;
   settings: Required<Omit<MainJobOptions, 'progress' | 'model'>> & { model: MoreConfigInput };
   corpus: CorpusSummary;
+  /** Samples this run used per split and modality (fewer than the corpus holds when `limit` is set). */
+  samplesUsed: CorpusSummary['counts'];
   truncatedReports: number;
   parameters: { total: number; trainable: number };
   training: {
@@ -92,6 +96,17 @@ export interface MainJobSummary {
 
 function countValues(variables: tf.Variable[]): number {
   return variables.reduce((sum, variable) => sum + variable.size, 0);
+}
+
+/** Keeps the first `limit` samples of each (split, modality) group, in corpus order. */
+function limitPerGroup(samples: CorpusSample[], limit: number): CorpusSample[] {
+  const counts = new Map<string, number>();
+  return samples.filter((sample) => {
+    const key = `${sample.split}/${sample.modality}`;
+    const count = counts.get(key) ?? 0;
+    counts.set(key, count + 1);
+    return count < limit;
+  });
 }
 
 async function buildModel(textModel: string, config: MoreConfigInput, seed: number): Promise<MoreModel> {
@@ -113,6 +128,7 @@ export async function runMainJob(options: MainJobOptions = {}): Promise<MainJobS
     lr: options.lr ?? 3e-4,
     maxTextLength: options.maxTextLength ?? 64,
     probeEpochs: options.probeEpochs ?? 30,
+    limit: options.limit ?? 0,
     seed: options.seed ?? 0,
     model: options.model ?? SAMPLE_MODEL,
   };
@@ -127,7 +143,8 @@ export async function runMainJob(options: MainJobOptions = {}): Promise<MainJobS
   const corpus = buildSampleCorpus({ root: settings.dataRoot, ecgReportStyle: settings.ecgReportStyle, seed: settings.seed });
   log.info(`corpus: ${JSON.stringify(corpus.summary.counts)}; ${corpus.summary.skipped.length} skip entries`);
   const tokenizer = ReportTokenizer.fromFolder(settings.textModel);
-  const { prepared, truncatedReports } = await prepareSamples(corpus.samples, tokenizer, {
+  const samples = settings.limit > 0 ? limitPerGroup(corpus.samples, settings.limit) : corpus.samples;
+  const { prepared, truncatedReports } = await prepareSamples(samples, tokenizer, {
     maxTextLength: settings.maxTextLength, progress,
   });
   const split = (name: 'train' | 'heldout', modality?: 'ecg' | 'xray'): PreparedSample[] =>
@@ -191,6 +208,10 @@ export async function runMainJob(options: MainJobOptions = {}): Promise<MainJobS
       backend: { name: backend.name, device: backend.device },
       settings,
       corpus: corpus.summary,
+      samplesUsed: {
+        train: { ecg: split('train', 'ecg').length, xray: split('train', 'xray').length },
+        heldout: { ecg: heldOutEcg.length, xray: heldOutXray.length },
+      },
       truncatedReports,
       parameters,
       training: {

@@ -23,13 +23,12 @@ function retrievalLines(name: string, figures: RetrievalFigures): string[] {
 }
 
 export function formatSummaryTable(summary: MainJobSummary): string {
-  const { corpus, training, zeroShotEcg, retrieval, ecgLinearProbe: probe } = summary;
+  const { corpus, samplesUsed: used, training, zeroShotEcg, retrieval, ecgLinearProbe: probe } = summary;
   const lines = [
     'MoRE main job on the shipped sample data (figures below come from small samples, not from the full datasets)',
     `backend: ${summary.backend.name} on ${summary.backend.device}`,
-    `data: ${corpus.counts.train.ecg} ECG + ${corpus.counts.train.xray} X-ray training samples; held out ` +
-      `${corpus.counts.heldout.ecg} ECGs (PTB-XL folds 9-10) and ${corpus.counts.heldout.xray} X-rays ` +
-      `(${corpus.xrayPatients.heldout} patients); ECG reports: ${corpus.ecgReportStyle}`,
+    `data: ${used.train.ecg} ECG + ${used.train.xray} X-ray training samples; held out ` +
+      `${used.heldout.ecg} ECGs (PTB-XL folds 9-10) and ${used.heldout.xray} X-rays; ECG reports: ${corpus.ecgReportStyle}`,
     `model: ${summary.parameters.total} values, ${summary.parameters.trainable} trainable`,
     `pre-training: ${training.epochs.length} epochs (${training.stopReason}), train loss ${figure(training.firstEpochLoss)} -> ` +
       `${figure(training.lastEpochLoss)}, ${figure(training.samplesPerSecond, 1)} samples/s, ${figure(training.seconds, 0)} s`,
