@@ -645,7 +645,7 @@ class TrainingRun<B> {
     if (improved) {
       state.bestValidationLoss = monitored;
       state.bestEpoch = state.epoch;
-      // With a run folder the best checkpoint holds these weights, so no copy stays in memory.
+      // With a run folder the best checkpoint contains these weights, so no copy stays in memory.
       if (settings.restoreBest && settings.runDir === undefined) this.keepBestWeights();
     }
 

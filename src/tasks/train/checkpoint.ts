@@ -1,5 +1,5 @@
 /**
- * Training checkpoints on disk. A checkpoint folder holds the model weights
+ * Training checkpoints on disk. A checkpoint folder contains the model weights
  * (`model.safetensors`), the optimiser state (`optimizer.safetensors`, with
  * the step count and hyper-parameters in its metadata) and the trainer state
  * (`trainer.json`).
@@ -45,7 +45,7 @@ export interface CheckpointIndex {
   kept: string[];
 }
 
-/** Which roles a checkpoint being written takes. It always becomes the latest. */
+/** Roles of a checkpoint being written besides the latest, which it always becomes. */
 export interface CheckpointRoles {
   best?: boolean;
   keep?: boolean;
@@ -85,7 +85,7 @@ export function readCheckpointIndex(runDir: string): CheckpointIndex {
   return { format: index.format, version: index.version, latest: index.latest ?? null, best: index.best ?? null, kept: index.kept };
 }
 
-// Integer tensors (counters such as BatchNorm's batch count) are stored as F32, which holds
+// Integer tensors (counters such as BatchNorm's batch count) are stored as F32, which represents
 // integers up to 2^24 exactly; the trainer casts them back to the variable's dtype on load.
 async function tensorToWrite(tensor: tf.Tensor, name: string): Promise<TensorToWrite> {
   if (tensor.dtype !== 'float32' && tensor.dtype !== 'int32') {
@@ -121,9 +121,9 @@ function pause(ms: number | undefined): Promise<void> {
 
 /**
  * Writes a checkpoint named `name` (for example `step-00000040`) into
- * `runDir`, makes it the latest (and the best or a kept one when `roles`
- * says so), then removes folders no role names any more. The tensors stay
- * owned by the caller.
+ * `runDir` and makes it the latest, plus the best or a kept one as `roles`
+ * requests. Then it removes folders that no role names any more. The
+ * tensors stay owned by the caller.
  */
 export async function saveTrainingCheckpoint(
   runDir: string,
