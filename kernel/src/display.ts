@@ -57,43 +57,66 @@ export function showHtml(html: string, text: string): void {
 // ---------------------------------------------------------------------------
 // Vega-Lite
 
+/** An encoding channel of a Vega-Lite spec; fields beyond these (scale, axis, legend) pass through. */
+export interface VegaLiteChannel {
+  field?: string;
+  type?: string;
+  aggregate?: string;
+  [key: string]: unknown;
+}
+
 /** The parts of a Vega-Lite v5 spec that the text summary reads; any other field passes through unchanged. */
 export interface VegaLiteSpec {
   $schema?: string;
   title?: string | { text: string };
-  description?: string;
-  data?: { values?: unknown[]; name?: string; url?: string };
-  mark?: string | { type: string };
-  encoding?: Record<string, { field?: string; type?: string; aggregate?: string } | undefined>;
+  data?: { values?: unknown[]; [key: string]: unknown };
+  mark?: string | { type: string; [key: string]: unknown };
+  encoding?: Record<string, VegaLiteChannel | undefined>;
   layer?: VegaLiteSpec[];
   hconcat?: VegaLiteSpec[];
   vconcat?: VegaLiteSpec[];
   [key: string]: unknown;
 }
 
-function markName(mark: VegaLiteSpec['mark']): string | undefined {
-  if (mark === undefined) return undefined;
-  return typeof mark === 'string' ? mark : mark.type;
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
-function describeView(spec: VegaLiteSpec): string[] {
+function markName(mark: unknown): string | undefined {
+  if (typeof mark === 'string') return mark;
+  return isRecord(mark) && typeof mark.type === 'string' ? mark.type : undefined;
+}
+
+function describeChannels(encoding: unknown): string[] {
+  if (!isRecord(encoding)) return [];
+  const described: string[] = [];
+  for (const [name, channel] of Object.entries(encoding)) {
+    if (!isRecord(channel) || typeof channel.field !== 'string') continue;
+    const field = typeof channel.aggregate === 'string' ? `${channel.aggregate}(${channel.field})` : channel.field;
+    described.push(`${name}=${field}`);
+  }
+  return described;
+}
+
+function describeView(spec: Record<string, unknown>): string[] {
   const lines: string[] = [];
   const mark = markName(spec.mark);
-  const channels = Object.entries(spec.encoding ?? {})
-    .filter(([, channel]) => channel !== undefined && channel.field !== undefined)
-    .map(([name, channel]) => `${name}=${channel?.aggregate ? `${channel.aggregate}(${channel.field})` : channel?.field}`);
+  const channels = describeChannels(spec.encoding);
   if (mark !== undefined) lines.push(`${mark}${channels.length > 0 ? ` (${channels.join(', ')})` : ''}`);
-  for (const child of [...(spec.layer ?? []), ...(spec.hconcat ?? []), ...(spec.vconcat ?? [])]) {
-    lines.push(...describeView(child));
+  for (const key of ['layer', 'hconcat', 'vconcat', 'concat']) {
+    const children = spec[key];
+    if (!Array.isArray(children)) continue;
+    for (const child of children) if (isRecord(child)) lines.push(...describeView(child));
   }
+  if (isRecord(spec.spec)) lines.push(...describeView(spec.spec));
   return lines;
 }
 
 /** Summarises a Vega-Lite spec as text: title, marks with their encoded fields, and the number of inline rows. */
-export function summarizeVegaLite(spec: VegaLiteSpec): string {
-  const title = typeof spec.title === 'string' ? spec.title : spec.title?.text;
-  const rows = spec.data?.values?.length;
-  const head = `Vega-Lite chart${title ? ` "${title}"` : ''}${rows !== undefined ? `, ${rows} data rows` : ''}`;
+export function summarizeVegaLite(spec: VegaLiteSpec | Record<string, unknown>): string {
+  const title = typeof spec.title === 'string' ? spec.title : isRecord(spec.title) ? spec.title.text : undefined;
+  const rows = isRecord(spec.data) && Array.isArray(spec.data.values) ? spec.data.values.length : undefined;
+  const head = `Vega-Lite chart${typeof title === 'string' ? ` "${title}"` : ''}${rows !== undefined ? `, ${rows} data rows` : ''}`;
   const views = describeView(spec);
   return views.length > 0 ? `${head}: ${views.join('; ')}` : head;
 }
@@ -103,8 +126,8 @@ export function summarizeVegaLite(spec: VegaLiteSpec): string {
  * NOTE: There is no image/png fallback, because rendering Vega-Lite to pixels
  * needs a browser or a canvas library that the kernel does not ship.
  */
-export function showVegaLite(spec: VegaLiteSpec): void {
-  const full: VegaLiteSpec = { $schema: VEGA_LITE_SCHEMA, ...spec };
+export function showVegaLite(spec: VegaLiteSpec | Record<string, unknown>): void {
+  const full: Record<string, unknown> = { $schema: VEGA_LITE_SCHEMA, ...spec };
   if (full.$schema !== VEGA_LITE_SCHEMA && !String(full.$schema).includes('vega-lite/v5')) {
     throw new Error(`showVegaLite renders Vega-Lite v5 specs; got $schema "${full.$schema}"`);
   }

@@ -6,7 +6,7 @@ export {
   DisplayHandle, displayBundle, showHtml, escapeHtml, showVegaLite, summarizeVegaLite, showDataFrame, dataFrameToHtml,
   showBackend, describeBackend, VEGA_LITE_MIME_TYPE, VEGA_LITE_SCHEMA,
 } from './display';
-export type { DisplayOptions, VegaLiteSpec, TabularFrame } from './display';
+export type { DisplayOptions, VegaLiteSpec, VegaLiteChannel, TabularFrame } from './display';
 export { encodePng, showImage, heatmapOverlay, heatColor } from './images';
 export type { RawImage, HeatmapOverlayOptions } from './images';
 export { showExplanation, showRetrieval, summarizeExplanation, summarizeRetrieval, renderXrayOverlay, decodeGrayscale } from './bundles';

@@ -1,0 +1,124 @@
+// Every notebook in notebooks/ runs top to bottom on the more-ts kernel,
+// headless through nbclient (test/notebooks/run_notebook.py) over the real
+// Jupyter protocol, without an error and with the outputs it is meant to show.
+import { strict as assert } from 'assert';
+import { execFile } from 'child_process';
+import * as fs from 'fs';
+import * as path from 'path';
+import { promisify } from 'util';
+
+import { checkKernelInstalled, REPOSITORY_ROOT, VENV_PYTHON } from '../kernel/kernel-session';
+
+const NOTEBOOKS_DIR = path.join(REPOSITORY_ROOT, 'notebooks');
+const RUNNER = path.join(__dirname, 'run_notebook.py');
+const VEGA_LITE_MIME = 'application/vnd.vegalite.v5+json';
+
+interface OutputSummary {
+  output_type: string;
+  mime_types: string[];
+  text: string;
+  name?: string;
+  png?: { width: number; height: number; mode: string };
+}
+
+interface NotebookRun {
+  ok: boolean;
+  error?: string;
+  cells: { index: number; outputs: OutputSummary[] }[];
+}
+
+interface Expectation {
+  /** MIME types that at least one output must carry. */
+  mimeTypes: string[];
+  /** Minimum number of Vega-Lite charts. */
+  charts: number;
+  /** Label of each progress bar, in order; each must end at its total. */
+  progressLabels: string[];
+  /** Checks specific to the notebook. */
+  check?(outputs: OutputSummary[]): void;
+}
+
+/** Reads "<a>: X, <b>: Y" style tensor counts printed by a notebook and checks X equals Y. */
+function assertTensorCountFlat(outputs: OutputSummary[], pattern: RegExp): void {
+  const stdout = outputs.filter((o) => o.output_type === 'stream' && o.name === 'stdout').map((o) => o.text).join('');
+  const match = pattern.exec(stdout);
+  assert.ok(match, `no line matching ${pattern} in the notebook's stdout`);
+  assert.equal(Number(match[2]), Number(match[1]), 'the notebook leaked tensors');
+}
+
+const EXPECTATIONS: Record<string, Expectation> = {
+  'quickstart.ipynb': {
+    mimeTypes: [VEGA_LITE_MIME, 'text/html', 'image/png', 'text/plain'],
+    charts: 1,
+    progressLabels: ['matrix products'],
+    check(outputs) {
+      assertTensorCountFlat(outputs, /tensors before: (\d+), after: (\d+)/);
+      const picture = outputs.find((o) => o.png !== undefined);
+      assert.ok(picture);
+      assert.deepEqual(picture.png, { width: 64, height: 64, mode: 'RGB' });
+      assert.equal(picture.text, 'Relevance overlay: 64 x 64 pixels, 3 channels');
+      const table = outputs.find((o) => o.text.startsWith('shape: (9, 3)'));
+      assert.ok(table, 'the DataFrame output is missing');
+      assert.deepEqual(table.mime_types, ['text/html', 'text/plain']);
+    },
+  },
+  'contrastive-learning.ipynb': {
+    mimeTypes: [VEGA_LITE_MIME, 'text/html', 'text/plain'],
+    charts: 6,
+    progressLabels: ['training at τ = 0.1', 'training at τ = 1'],
+    check(outputs) {
+      assertTensorCountFlat(outputs, /tensors at the start: (\d+), now: (\d+)/);
+    },
+  },
+};
+
+const run = promisify(execFile);
+
+async function runNotebook(file: string): Promise<NotebookRun> {
+  const { stdout } = await run(VENV_PYTHON, [RUNNER, file], { cwd: REPOSITORY_ROOT, maxBuffer: 64 * 1024 * 1024 });
+  return JSON.parse(stdout) as NotebookRun;
+}
+
+const notebooks = fs.readdirSync(NOTEBOOKS_DIR).filter((name) => name.endsWith('.ipynb')).sort();
+
+describe('notebooks', function () {
+  this.timeout(600_000);
+
+  before(function () {
+    checkKernelInstalled();
+  });
+
+  it('every notebook has expectations', function () {
+    assert.deepEqual(notebooks.filter((name) => !(name in EXPECTATIONS)), []);
+    assert.ok(notebooks.length >= 2);
+  });
+
+  for (const name of notebooks) {
+    it(`${name} runs without error`, async function () {
+      const expectation = EXPECTATIONS[name];
+      assert.ok(expectation, `add an entry for ${name} to EXPECTATIONS`);
+      const result = await runNotebook(path.join(NOTEBOOKS_DIR, name));
+      assert.equal(result.error, undefined);
+      assert.equal(result.ok, true);
+      const outputs = result.cells.flatMap((cell) => cell.outputs);
+
+      const seen = new Set(outputs.flatMap((o) => o.mime_types));
+      for (const mimeType of expectation.mimeTypes) assert.ok(seen.has(mimeType), `no output carries ${mimeType}`);
+      for (const display of outputs.filter((o) => o.output_type === 'display_data')) {
+        assert.ok(display.mime_types.includes('text/plain'), `a display lacks text/plain: ${display.mime_types.join(', ')}`);
+      }
+      assert.deepEqual(outputs.filter((o) => o.name === 'stderr').map((o) => o.text), []);
+
+      const charts = outputs.filter((o) => o.mime_types.includes(VEGA_LITE_MIME));
+      assert.ok(charts.length >= expectation.charts, `${charts.length} Vega-Lite charts, expected at least ${expectation.charts}`);
+
+      // A progress bar is one output replaced in place, so each label appears once, at its end.
+      for (const label of expectation.progressLabels) {
+        const bars = outputs.filter((o) => o.text.startsWith(`${label} `));
+        assert.equal(bars.length, 1, `progress "${label}" has ${bars.length} outputs`);
+        assert.match(bars[0].text, /^\S.* (\d+)\/\1 \w+ {2}100% /);
+      }
+      expectation.check?.(outputs);
+    });
+  }
+});
