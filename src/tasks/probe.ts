@@ -375,3 +375,42 @@ export function evaluateProbe(head: ProbeHead, split: ProbeSplit, labels?: strin
     macroAuroc: multiclassAurocOvr(classes, probabilities),
   };
 }
+
+/** Result of one label fraction in {@link runLabelFractions}. */
+export interface LabelFractionResult {
+  fraction: number;
+  /** Training samples the fraction kept. */
+  trainSamples: number;
+  training: TrainResult;
+  /** Scores on the test split. */
+  evaluation: ProbeEvaluation;
+}
+
+/**
+ * Runs the label-fraction protocol: for each fraction (1%, 10% and 100% by
+ * default) it builds a fresh head with `buildHead`, trains it on the
+ * fraction's rows of the training split (drawn with `seed`), validates on the
+ * full validation split and scores it on the test split. Each head is
+ * disposed after scoring.
+ */
+export async function runLabelFractions(
+  buildHead: () => ProbeHead,
+  data: { train: ProbeSplit; validation: ProbeSplit; test: ProbeSplit },
+  options: { fractions?: readonly number[]; seed?: number; labels?: string[]; train?: TrainOptions } = {},
+): Promise<LabelFractionResult[]> {
+  const { fractions = LABEL_FRACTIONS, seed = 0, labels, train = {} } = options;
+  const results: LabelFractionResult[] = [];
+  for (const fraction of fractions) {
+    const trainRows = sampleLabelFraction(data.train.targets.length, fraction, seed);
+    const head = buildHead();
+    try {
+      const training = await trainProbe(head, { train: data.train, validation: data.validation, trainRows },
+        { label: `probe ${fraction * 100}%`, ...train });
+      const evaluation = evaluateProbe(head, data.test, labels);
+      results.push({ fraction, trainSamples: trainRows.length, training, evaluation });
+    } finally {
+      head.dispose();
+    }
+  }
+  return results;
+}

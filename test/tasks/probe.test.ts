@@ -5,7 +5,7 @@ import * as path from 'path';
 import { tf } from '../../src/backend';
 import { ProjectionHead } from '../../src/model/heads';
 import {
-  evaluateProbe, extractFeatures, PROBE_TASKS, ProbeBatch, ProbeBranch, ProbeFeatureSource, ProbeHead, ProbeKind,
+  evaluateProbe, extractFeatures, PROBE_TASKS, runLabelFractions, ProbeBatch, ProbeBranch, ProbeFeatureSource, ProbeHead, ProbeKind,
   ProbeSplit, sampleLabelFraction, trainProbe,
 } from '../../src/tasks/probe';
 
@@ -139,6 +139,30 @@ describe('tasks/probe', () => {
     assert.notDeepStrictEqual(dropped(6), first, 'another seed, another mask');
     tf.dispose(batch as unknown as tf.TensorContainer);
     head.dispose();
+  });
+
+  it('runs the label-fraction protocol', async () => {
+    const probeCase = fixture.cases[0];
+    const validation = toSplit(probeCase, 'validation');
+    const before = tf.memory().numTensors;
+    const results = await runLabelFractions(() => buildHead(probeCase), {
+      train: toSplit(probeCase, 'train'), validation, test: validation,
+    }, {
+      fractions: [0.5, 1], seed: 3,
+      train: {
+        lr: fixture.settings.lr, weightDecay: fixture.settings.weightDecay, t0: fixture.settings.t0,
+        maxEpochs: fixture.settings.epochs, batchSize: 12, shuffle: false, restoreBest: false, patience: 100,
+      },
+    });
+    assert.deepStrictEqual(results.map((r) => r.trainSamples), [6, 12]);
+    assert.deepStrictEqual(results.map((r) => r.training.epochsCompleted), [3, 3]);
+    // The full fraction is the PyTorch run of the fixture.
+    results[1].evaluation.probabilities.forEach((row, i) => row.forEach((p, j) => {
+      close(p, probeCase.probabilities[i][j], 1e-5, `probability [${i}][${j}]`);
+    }));
+    close(results[1].evaluation.auroc!.macro.value as number, probeCase.metrics.macroAuroc, 1e-9, 'macro AUROC');
+    assert.notDeepStrictEqual(results[0].evaluation.probabilities, results[1].evaluation.probabilities);
+    assert.strictEqual(tf.memory().numTensors, before, 'tensors leaked');
   });
 
   it('samples label fractions with a seed', () => {
