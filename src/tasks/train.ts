@@ -17,6 +17,9 @@
  * and per-batch model seeds come from one {@link Rng} whose state every
  * checkpoint stores, next to the weights, the optimiser moments and the
  * schedule position.
+ *
+ * NOTE: the reference trains with mixed precision (autocast and a gradient
+ * scaler) on GPUs. This loop always computes in float32.
  */
 import * as tf from '@tensorflow/tfjs';
 
