@@ -12,6 +12,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { getLogger } from '../../util/log';
+import { ColumnDtype, columnsToDataFrame } from '../ecg/manifest';
 import { resolveInsideRoot } from '../paths';
 import { columnIndex, CsvError, readCsv } from './csv';
 import {
@@ -54,6 +55,40 @@ export interface ChexpertManifest {
   observations: string[];
   records: ChexpertRecord[];
   summary: ManifestSummary;
+  /**
+   * One row per record. The published columns Path, Sex, Age,
+   * Frontal/Lateral, AP/PA and the kept observations (1.0, 0.0, -1.0, or
+   * null when blank) come first, then image_path. Each observation then gets
+   * `label_NAME` (Float32, the policy's value) and `mask_NAME` (UInt8, 0 where
+   * U-Ignore leaves the label out).
+   */
+  toDataFrame(): ReturnType<typeof columnsToDataFrame>;
+}
+
+function chexpertDataFrame(observations: readonly string[], records: readonly ChexpertRecord[]): ReturnType<typeof columnsToDataFrame> {
+  const columns: Record<string, unknown[]> = {
+    Path: records.map((record) => record.path),
+    Sex: records.map((record) => record.sex),
+    Age: records.map((record) => record.age ?? null),
+    'Frontal/Lateral': records.map((record) => (record.frontal ? 'Frontal' : 'Lateral')),
+    'AP/PA': records.map((record) => record.projection),
+  };
+  const dtypes: Record<string, ColumnDtype> = { Path: 'String', Sex: 'String', Age: 'Float64', 'Frontal/Lateral': 'String', 'AP/PA': 'String' };
+  observations.forEach((name, index) => {
+    columns[name] = records.map((record) => record.raw[index]);
+    dtypes[name] = 'Float64';
+  });
+  columns.image_path = records.map((record) => record.imagePath);
+  dtypes.image_path = 'String';
+  observations.forEach((name, index) => {
+    columns[`label_${name}`] = records.map((record) => record.labels.values[index]);
+    dtypes[`label_${name}`] = 'Float32';
+  });
+  observations.forEach((name, index) => {
+    columns[`mask_${name}`] = records.map((record) => record.labels.mask[index]);
+    dtypes[`mask_${name}`] = 'UInt8';
+  });
+  return columnsToDataFrame(columns, dtypes);
 }
 
 function resolveImage(root: string, cell: string, source: string): string {
@@ -113,5 +148,5 @@ export function loadChexpertManifest(options: ChexpertOptions): ChexpertManifest
   }
   const summary = counter.finish(records.length);
   logger.info(`CheXpert ${options.split} (${policy} policy) ${root}: ${formatSummary(summary)}`);
-  return { observations, records, summary };
+  return { observations, records, summary, toDataFrame: () => chexpertDataFrame(observations, records) };
 }

@@ -4,9 +4,9 @@
  * ends) for the label and metadata tables of the X-ray datasets. Files ending
  * in `.gz` are decompressed first, as PhysioNet publishes them.
  *
- * NOTE: tables are plain arrays, not nodejs-polars DataFrames, because the
- * native package of nodejs-polars 0.25.2 requires Node >= 22 and npm skips it
- * on Node 20, so polars cannot load there.
+ * The manifests are built from these rows and offer `toDataFrame()` for
+ * nodejs-polars. This reader stays in place of `pl.readCSV` because its
+ * errors name the file and line of a malformed row.
  */
 
 import * as fs from 'fs';

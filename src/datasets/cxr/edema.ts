@@ -13,8 +13,9 @@
 
 import * as path from 'path';
 import { getLogger } from '../../util/log';
+import { columnsToDataFrame } from '../ecg/manifest';
 import { columnIndex, CsvError, parseId, readCsv } from './csv';
-import { MimicCxrRecord } from './mimicCxr';
+import { mimicCxrColumns, MimicCxrRecord } from './mimicCxr';
 import { formatSummary, ManifestSummary, SkipCounter } from './summary';
 
 const logger = getLogger('datasets.cxr.edema');
@@ -42,6 +43,8 @@ export interface EdemaOptions {
 export interface EdemaManifest {
   records: EdemaRecord[];
   summary: ManifestSummary;
+  /** The MIMIC-CXR-JPG columns of `mimicCxrColumns` plus edema_severity (Int64). */
+  toDataFrame(): ReturnType<typeof columnsToDataFrame>;
 }
 
 /** Joins edema grades to MIMIC-CXR-JPG images; rows whose image or study is not in `images` are skipped and counted. */
@@ -100,5 +103,14 @@ export function loadEdemaSeverity(options: EdemaOptions): EdemaManifest {
   }
   const summary = counter.finish(records.length);
   logger.info(`edema severity (${options.source}) ${options.root}: ${formatSummary(summary)}`);
-  return { records, summary };
+  return {
+    records,
+    summary,
+    toDataFrame: () => {
+      const { columns, dtypes } = mimicCxrColumns(records);
+      columns.edema_severity = records.map((record) => record.edemaSeverity);
+      dtypes.edema_severity = 'Int64';
+      return columnsToDataFrame(columns, dtypes);
+    },
+  };
 }

@@ -7,7 +7,7 @@ export {
   applyUncertaintyPolicy, CHEXPERT_COMPETITION, CHEXPERT_OBSERVATIONS, PolicyLabels, RawLabel, UNCERTAINTY_POLICIES, UncertaintyPolicy,
 } from './labels';
 export {
-  CxrSplit, loadMimicCxrManifest, MimicCxrManifest, MimicCxrOptions, MimicCxrRecord, mimicStudyFolder, parseStudyDateTime,
+  CxrSplit, loadMimicCxrManifest, mimicCxrColumns, MimicCxrManifest, MimicCxrOptions, MimicCxrRecord, mimicStudyFolder, parseStudyDateTime,
 } from './mimicCxr';
-export { pairXrayEcg, PairingOptions, TimedRecord, XrayEcgPair } from './pairing';
+export { PairColumns, pairXrayEcg, PairingOptions, TimedRecord, XrayEcgPair, XrayEcgPairing } from './pairing';
 export { formatSummary, ManifestSummary, SkipCounter } from './summary';

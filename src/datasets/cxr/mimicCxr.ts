@@ -12,6 +12,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { getLogger } from '../../util/log';
 import { Rng } from '../../util/rng';
+import { ColumnDtype, columnsToDataFrame } from '../ecg/manifest';
 import { resolveInsideRoot } from '../paths';
 import { columnIndex, CsvError, findTable, parseId, readCsv } from './csv';
 import { CHEXPERT_OBSERVATIONS, RawLabel, parseRawLabel } from './labels';
@@ -56,6 +57,42 @@ export interface MimicCxrOptions {
 export interface MimicCxrManifest {
   records: MimicCxrRecord[];
   summary: ManifestSummary;
+  /** One row per record; see {@link mimicCxrColumns} for the columns. */
+  toDataFrame(): ReturnType<typeof columnsToDataFrame>;
+}
+
+/**
+ * Returns the DataFrame columns of MIMIC-CXR-JPG records with their dtypes.
+ * The columns are dicom_id, subject_id, study_id, ViewPosition, study_time
+ * (StudyDate plus StudyTime), split, official_split, image_path, report_path
+ * (null without a report) and the 14 CheXpert observations. An observation is
+ * 1.0, 0.0 or -1.0 as published, or null when the cell is blank or the study
+ * has no label row.
+ */
+export function mimicCxrColumns(records: readonly MimicCxrRecord[]): {
+  columns: Record<string, unknown[]>;
+  dtypes: Record<string, ColumnDtype>;
+} {
+  const columns: Record<string, unknown[]> = {
+    dicom_id: records.map((record) => record.dicomId),
+    subject_id: records.map((record) => record.subjectId),
+    study_id: records.map((record) => record.studyId),
+    ViewPosition: records.map((record) => record.viewPosition),
+    study_time: records.map((record) => record.studyTime),
+    split: records.map((record) => record.split),
+    official_split: records.map((record) => record.officialSplit),
+    image_path: records.map((record) => record.imagePath),
+    report_path: records.map((record) => record.reportPath ?? null),
+  };
+  const dtypes: Record<string, ColumnDtype> = {
+    dicom_id: 'String', subject_id: 'Int64', study_id: 'Int64', ViewPosition: 'String', study_time: 'Datetime',
+    split: 'String', official_split: 'String', image_path: 'String', report_path: 'String',
+  };
+  for (const name of CHEXPERT_OBSERVATIONS) {
+    columns[name] = records.map((record) => record.labels?.[name] ?? null);
+    dtypes[name] = 'Float64';
+  }
+  return { columns, dtypes };
 }
 
 /** Parses DICOM StudyDate (YYYYMMDD) and StudyTime (HHMMSS[.ffffff], leading zeros possibly dropped) as UTC. */
@@ -185,5 +222,12 @@ export function loadMimicCxrManifest(options: MimicCxrOptions): MimicCxrManifest
 
   const summary = counter.finish(records.length);
   logger.info(`MIMIC-CXR-JPG ${root}: ${formatSummary(summary)}; ${heldOut.size} train subjects held out for validation`);
-  return { records, summary };
+  return {
+    records,
+    summary,
+    toDataFrame: () => {
+      const { columns, dtypes } = mimicCxrColumns(records);
+      return columnsToDataFrame(columns, dtypes);
+    },
+  };
 }

@@ -6,6 +6,7 @@
  */
 
 import { getLogger } from '../../util/log';
+import { columnsToDataFrame } from '../ecg/manifest';
 import { formatSummary, ManifestSummary, SkipCounter } from './summary';
 
 const logger = getLogger('datasets.cxr.pairing');
@@ -32,6 +33,21 @@ export interface XrayEcgPair<X, E> {
   gapDays?: number;
 }
 
+/** Functions that compute a column's value from a pair, by column name. Polars infers each column's type. */
+export type PairColumns<X, E> = Record<string, (pair: XrayEcgPair<X, E>) => unknown>;
+
+export interface XrayEcgPairing<X, E> {
+  pairs: XrayEcgPair<X, E>[];
+  summary: ManifestSummary;
+  /**
+   * One row per pair: subject_id, xray_index and ecg_index (positions in the
+   * input arrays), xray_time, ecg_time and gap_days, where the ECG columns
+   * are null for an unpaired X-ray. `extraColumns` appends columns read from
+   * each pair, such as the dicom_id of the X-ray.
+   */
+  toDataFrame(extraColumns?: PairColumns<X, E>): ReturnType<typeof columnsToDataFrame>;
+}
+
 /**
  * Pairs each X-ray with the nearest ECG of its subject within the window.
  * `xrayTime` and `ecgTime` read each record's subject and time. X-rays
@@ -43,7 +59,7 @@ export function pairXrayEcg<X, E>(
   xrayTime: (record: X) => TimedRecord,
   ecgTime: (record: E) => TimedRecord,
   options: PairingOptions = {},
-): { pairs: XrayEcgPair<X, E>[]; summary: ManifestSummary } {
+): XrayEcgPairing<X, E> {
   const windowDays = options.windowDays ?? 60;
   if (!(windowDays >= 0) || !Number.isFinite(windowDays)) throw new Error(`Invalid windowDays ${windowDays}: expected a non-negative number`);
   const reuse = options.allowEcgReuse ?? true;
@@ -60,6 +76,8 @@ export function pairXrayEcg<X, E>(
   const counter = new SkipCounter();
   const used = new Set<number>();
   const pairs: XrayEcgPair<X, E>[] = [];
+  // Row data for toDataFrame, in the order of `pairs`.
+  const rows: { subjectId: number; xrayIndex: number; xrayTime: Date; ecgIndex: number | null; ecgTime: Date | null }[] = [];
   xrays.forEach((xray, xrayIndex) => {
     counter.read();
     const { subjectId, time } = xrayTime(xray);
@@ -86,6 +104,7 @@ export function pairXrayEcg<X, E>(
       if (options.keepUnpaired) {
         counter.warn(reason ?? 'unpaired');
         pairs.push({ xray });
+        rows.push({ subjectId, xrayIndex, xrayTime: time, ecgIndex: null, ecgTime: null });
       } else {
         counter.skip(reason ?? 'unpaired', `subject ${subjectId} X-ray ${xrayIndex}`);
       }
@@ -93,8 +112,26 @@ export function pairXrayEcg<X, E>(
     }
     used.add(best.index);
     pairs.push({ xray, ecg: best.record, gapDays: bestGap / DAY_MS });
+    rows.push({ subjectId, xrayIndex, xrayTime: time, ecgIndex: best.index, ecgTime: new Date(best.time) });
   });
   const summary = counter.finish(pairs.length);
   logger.info(`paired X-rays with ECGs within ${windowDays} days: ${formatSummary(summary)}`);
-  return { pairs, summary };
+  const toDataFrame = (extraColumns: PairColumns<X, E> = {}): ReturnType<typeof columnsToDataFrame> => {
+    const columns: Record<string, unknown[]> = {
+      subject_id: rows.map((row) => row.subjectId),
+      xray_index: rows.map((row) => row.xrayIndex),
+      xray_time: rows.map((row) => (Number.isNaN(row.xrayTime.getTime()) ? null : row.xrayTime)),
+      ecg_index: rows.map((row) => row.ecgIndex),
+      ecg_time: rows.map((row) => row.ecgTime),
+      gap_days: pairs.map((pair) => pair.gapDays ?? null),
+    };
+    for (const [name, read] of Object.entries(extraColumns)) {
+      if (name in columns) throw new Error(`Extra column "${name}" repeats a pairing column: choose another name`);
+      columns[name] = pairs.map(read);
+    }
+    return columnsToDataFrame(columns, {
+      subject_id: 'Int64', xray_index: 'Int64', xray_time: 'Datetime', ecg_index: 'Int64', ecg_time: 'Datetime', gap_days: 'Float64',
+    });
+  };
+  return { pairs, summary, toDataFrame };
 }

@@ -1,6 +1,6 @@
 /**
- * DataFrame conversion for the ECG dataset manifests. Skip summaries use the
- * `ManifestSummary` shared with the X-ray manifests.
+ * DataFrame conversion for the ECG and X-ray dataset manifests. Skip
+ * summaries use the `ManifestSummary` shared with the X-ray manifests.
  */
 
 import type * as Polars from 'nodejs-polars';
@@ -9,8 +9,9 @@ let polarsModule: typeof Polars | null = null;
 
 /**
  * Loads nodejs-polars on first use. Throws with the loader's own message when
- * its native binding is missing, as happens where npm skipped the platform
- * package because of its Node engine range.
+ * the native binding for this platform is missing: nodejs-polars 0.24.0
+ * publishes prebuilt bindings for Linux (glibc and musl), macOS, Windows and
+ * Android on x64 or arm64 only.
  */
 export function loadPolars(): typeof Polars {
   if (polarsModule !== null) return polarsModule;
@@ -27,8 +28,56 @@ export function loadPolars(): typeof Polars {
   return polarsModule;
 }
 
-/** Builds a DataFrame from equal-length columns. */
-export function columnsToDataFrame(columns: Record<string, unknown[]>): Polars.DataFrame {
+/** Column data types that a manifest can request. A column without one gets the type that polars infers. */
+export const COLUMN_DTYPES = ['Int64', 'Float64', 'Float32', 'UInt8', 'String', 'Bool', 'Datetime'] as const;
+export type ColumnDtype = (typeof COLUMN_DTYPES)[number];
+
+function polarsDtype(polars: typeof Polars, dtype: ColumnDtype): Polars.DataType {
+  switch (dtype) {
+    case 'Int64':
+      return polars.Int64;
+    case 'Float64':
+      return polars.Float64;
+    case 'Float32':
+      return polars.Float32;
+    case 'UInt8':
+      return polars.UInt8;
+    case 'String':
+      return polars.String;
+    case 'Bool':
+      return polars.Bool;
+    case 'Datetime':
+      return polars.Datetime('ms');
+    default:
+      throw new Error(`Invalid column dtype "${String(dtype)}": expected one of ${COLUMN_DTYPES.join(', ')}`);
+  }
+}
+
+/**
+ * Builds a DataFrame from equal-length columns, in the order given. `dtypes`
+ * fixes the type of the named columns (null and undefined cells become
+ * nulls). Throws when the columns differ in length or a dtype names no column.
+ */
+export function columnsToDataFrame(
+  columns: Record<string, unknown[]>,
+  dtypes: Partial<Record<string, ColumnDtype>> = {},
+): Polars.DataFrame {
+  const names = Object.keys(columns);
+  const height = names.length > 0 ? columns[names[0]].length : 0;
+  const uneven = names.filter((name) => columns[name].length !== height);
+  if (uneven.length > 0) {
+    const lengths = uneven.map((name) => `${name} has ${columns[name].length}`).join(', ');
+    throw new Error(`Columns differ in length: ${names[0]} has ${height} rows but ${lengths}`);
+  }
+  const unknown = Object.keys(dtypes).filter((name) => !(name in columns));
+  if (unknown.length > 0) throw new Error(`dtypes name columns that do not exist: ${unknown.join(', ')}`);
+
   const polars = loadPolars();
-  return polars.DataFrame(columns);
+  if (Object.keys(dtypes).length === 0) return polars.DataFrame(columns);
+  const series = names.map((name) => {
+    const dtype = dtypes[name];
+    const values = columns[name].map((value) => (value === undefined ? null : value));
+    return dtype === undefined ? polars.Series(name, values) : polars.Series(name, values, polarsDtype(polars, dtype));
+  });
+  return polars.DataFrame(series);
 }
