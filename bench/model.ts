@@ -8,7 +8,8 @@
  * its nonlinear head, symmetric InfoNCE against fixed target embeddings, the
  * backward pass and an Adam update. The inference figure is the encoder in
  * eval mode. Each line ends in `ratio=X`, ours over PyTorch's.
- * Run with `npm run bench:model`; `--preset tiny` runs one preset.
+ * Run with `npm run bench:model`; `--preset tiny` runs one preset and
+ * `--tower ecg` one tower (`image` or `ecg`).
  */
 import { spawnSync } from 'child_process';
 import * as path from 'path';
@@ -144,22 +145,24 @@ function line(label: string, ours: number, reference: number): string {
   return `${label}: ours=${ours.toFixed(2)} samples/s reference=${reference.toFixed(2)} samples/s ratio=${(ours / reference).toFixed(3)}`;
 }
 
-function parsePresets(argv: string[]): BenchPreset[] {
-  const index = argv.indexOf('--preset');
-  if (index === -1) return [...PRESETS];
+/** Returns the values of `--flag` (all choices when absent), rejecting any other value. */
+function parseChoice<T extends string>(argv: string[], flag: string, choices: readonly T[]): T[] {
+  const index = argv.indexOf(flag);
+  if (index === -1) return [...choices];
   const value = argv[index + 1];
-  if (!(PRESETS as readonly string[]).includes(value)) {
-    throw new Error(`Invalid --preset ${JSON.stringify(value)}: expected one of ${PRESETS.join(', ')}`);
+  if (!(choices as readonly string[]).includes(value)) {
+    throw new Error(`Invalid ${flag} ${JSON.stringify(value)}: expected one of ${choices.join(', ')}`);
   }
-  return [value as BenchPreset];
+  return [value as T];
 }
 
 async function main(): Promise<void> {
-  const presets = parsePresets(process.argv.slice(2));
+  const presets = parseChoice(process.argv.slice(2), '--preset', PRESETS);
+  const towers = parseChoice(process.argv.slice(2), '--tower', TOWERS);
   const info = await initBackend();
   let header = false;
   for (const preset of presets) {
-    for (const tower of TOWERS) {
+    for (const tower of towers) {
       const ours = measureOurs(preset, tower);
       const reference = measureReference(preset, tower);
       if (!header) {

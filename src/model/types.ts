@@ -8,7 +8,7 @@ import * as tf from '@tensorflow/tfjs';
 export interface EncoderForwardOptions {
   /** Training mode: DropKey masks attention logits and BatchNorm uses batch statistics. Default false. */
   training?: boolean;
-  /** Return the post-softmax attention map of every layer, each [B, heads, T, T]. */
+  /** Return the post-softmax attention map of every layer, each [B, heads, T, T], with any offset added. */
   returnAttention?: boolean;
   /**
    * One tensor per layer, each of the attention shape [B, heads, T, T], added

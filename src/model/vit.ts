@@ -147,6 +147,10 @@ export interface EncoderBuildOptions {
 /**
  * The transformer trunk shared by the X-ray and ECG encoders. Subclasses add
  * a `patch_embed` child that turns their input into [B, N, width] tokens.
+ *
+ * NOTE: under `tf.variableGrads` a ViT-B block at batch 8 and 197 tokens keeps
+ * about 300 MB for its backward pass (tf.memory, native backend), so one base
+ * tower needs about 3.6 GB of activations and both about 7 GB.
  */
 export abstract class VitTrunk extends Module {
   readonly clsToken: tf.Variable<tf.Rank.R3>;
