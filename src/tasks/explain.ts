@@ -421,6 +421,114 @@ export function deletionTest(options: DeletionTestOptions): DeletionTestResult {
   return { baseline, relevantDrop: baseline - values[1], randomDrops, randomDrop, maskedPatches: count, relevantPatches };
 }
 
+export interface EcgDeletionTestOptions {
+  /** Embeds a batch of ECGs into the shared space, [B, leads, samples] -> [B, dim]. */
+  embed: (signals: tf.Tensor3D) => tf.Tensor2D;
+  /** The explained ECG, [1, leads, samples]. */
+  ecg: tf.Tensor3D;
+  /** Embedding the similarity is measured against (for example the report's). */
+  reference: ArrayLike<number>;
+  /** Relevance per time sample, shared by all leads (`EcgRelevance.sampleRelevance`). */
+  sampleRelevance: ArrayLike<number>;
+  /** Fraction of time samples masked (default 0.1, at least one sample). */
+  fraction?: number;
+  /**
+   * Length in samples of the random spans (default 25, the receptive field of
+   * one MoRE ECG token: kernel 5 stride 5, then kernel 5).
+   */
+  spanLength?: number;
+  /** Value written into masked samples of every lead (default 0, the baseline after preprocessing). */
+  fillValue?: number;
+  /** Number of random masks averaged for the comparison (default 5). */
+  randomTrials?: number;
+  seed?: number;
+}
+
+export interface EcgDeletionTestResult {
+  /** Cosine similarity of the unmasked ECG. */
+  baseline: number;
+  /** Similarity drop after masking the most relevant samples. */
+  relevantDrop: number;
+  /** Similarity drop of each random mask, and their mean. */
+  randomDrops: number[];
+  randomDrop: number;
+  /** Time samples masked in each variant, and the indexes of the most relevant ones (ascending). */
+  maskedSamples: number;
+  relevantSamples: number[];
+}
+
+/** Picks `count` samples as whole random spans of `spanLength` on a fixed grid; the last span chosen may be cut short. */
+function randomSpanSamples(samples: number, count: number, spanLength: number, rng: Rng): number[] {
+  const spans = Math.ceil(samples / spanLength);
+  const order = rng.shuffle(Array.from({ length: spans }, (_, i) => i));
+  const chosen: number[] = [];
+  for (const span of order) {
+    const start = span * spanLength;
+    const end = Math.min(samples, start + spanLength);
+    for (let s = start; s < end && chosen.length < count; s++) chosen.push(s);
+    if (chosen.length >= count) break;
+  }
+  return chosen;
+}
+
+/**
+ * The ECG counterpart of {@link deletionTest}: masks the most relevant time
+ * samples (all leads at once, since the relevance is one curve over time) and,
+ * for comparison, the same number of samples as random contiguous spans, and
+ * measures how much the similarity to `reference` drops. Equal relevance
+ * values are ordered by sample index, so the result repeats.
+ */
+export function ecgDeletionTest(options: EcgDeletionTestOptions): EcgDeletionTestResult {
+  const { ecg } = options;
+  if (ecg.rank !== 3 || ecg.shape[0] !== 1) {
+    throw new Error(`ecgDeletionTest: ECG has shape [${ecg.shape.join(', ')}]; expected [1, leads, samples]`);
+  }
+  const [, leads, samples] = ecg.shape;
+  if (leads < 1 || samples < 1) throw new Error(`ecgDeletionTest: ECG has ${leads} leads and ${samples} samples; expected at least one of each`);
+  if (options.sampleRelevance.length !== samples) {
+    throw new Error(`ecgDeletionTest: ${options.sampleRelevance.length} relevance values; expected one per sample (${samples})`);
+  }
+  const fraction = options.fraction ?? 0.1;
+  if (!(fraction > 0 && fraction <= 1)) throw new Error(`ecgDeletionTest: fraction ${fraction}; expected a value in (0, 1]`);
+  const spanLength = options.spanLength ?? 25;
+  if (!Number.isInteger(spanLength) || spanLength < 1) {
+    throw new Error(`ecgDeletionTest: span length ${spanLength}; expected a positive integer`);
+  }
+  const trials = options.randomTrials ?? 5;
+  const count = Math.max(1, Math.round(fraction * samples));
+  const relevance = options.sampleRelevance;
+
+  const ranked = Array.from({ length: samples }, (_, i) => i).sort((a, b) => relevance[b] - relevance[a] || a - b);
+  const relevantSamples = ranked.slice(0, count).sort((a, b) => a - b);
+  const rng = new Rng(options.seed ?? 0);
+  const variants = [relevantSamples];
+  for (let trial = 0; trial < trials; trial++) variants.push(randomSpanSamples(samples, count, spanLength, rng));
+
+  // Keep-masks over time: 1 keeps a sample, 0 replaces it by the fill value. Variant 0 is the unmasked ECG.
+  const keep = new Float32Array((variants.length + 1) * samples).fill(1);
+  variants.forEach((chosen, v) => {
+    for (const s of chosen) keep[(v + 1) * samples + s] = 0;
+  });
+
+  const similarities = tf.tidy(() => {
+    const keepMask = tf.tensor3d(keep, [variants.length + 1, 1, samples]);
+    const tiled = tf.tile(ecg, [variants.length + 1, 1, 1]);
+    const fill = tf.mul(tf.sub(1, keepMask), options.fillValue ?? 0);
+    const masked = tf.add(tf.mul(tiled, keepMask), fill) as tf.Tensor3D; // [V + 1, leads, samples]
+    const embeddings = options.embed(masked);
+    const reference = tf.tensor2d(Array.from(options.reference), [1, options.reference.length]);
+    const unit = (x: tf.Tensor2D) => tf.div(x, tf.maximum(tf.norm(x, 'euclidean', 1, true), 1e-12));
+    return tf.sum(tf.mul(unit(embeddings), unit(reference)), 1);
+  });
+  const values = Array.from(similarities.dataSync());
+  similarities.dispose();
+
+  const baseline = values[0];
+  const randomDrops = values.slice(2).map((value) => baseline - value);
+  const randomDrop = randomDrops.length === 0 ? Number.NaN : randomDrops.reduce((a, b) => a + b, 0) / randomDrops.length;
+  return { baseline, relevantDrop: baseline - values[1], randomDrops, randomDrop, maskedSamples: count, relevantSamples };
+}
+
 // ---------------------------------------------------------------------------
 // The MoRE model and the explanation bundle.
 

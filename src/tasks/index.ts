@@ -8,3 +8,4 @@ export * from './optim';
 export * from './schedule';
 export * from './train';
 export * from './probe';
+export * from './paper';
