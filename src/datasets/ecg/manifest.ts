@@ -9,9 +9,9 @@ let polarsModule: typeof Polars | null = null;
 
 /**
  * Loads nodejs-polars on first use. Throws with the loader's own message when
- * the native binding for this platform is missing: nodejs-polars 0.24.0
- * publishes prebuilt bindings for Linux (glibc and musl), macOS, Windows and
- * Android on x64 or arm64 only.
+ * the native binding for this platform is missing. nodejs-polars 0.24.0 lists
+ * prebuilt bindings only for x64 and arm64 Linux (glibc and musl) and macOS,
+ * x64 Windows and arm64 Android.
  */
 export function loadPolars(): typeof Polars {
   if (polarsModule !== null) return polarsModule;
