@@ -23,7 +23,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 
-import { interruptRequested } from '../util/interrupt';
+import { pollInterrupt } from '../util/interrupt';
 import { getLogger } from '../util/log';
 import { ProgressReporter, silentProgress } from '../util/progress';
 import { Rng, RngState } from '../util/rng';
@@ -452,7 +452,8 @@ class TrainingRun<B> {
     const stream = isEpochBatchSource<B>(source) ? this.streamedBatches(source) : this.indexedBatches(source);
     try {
       for (;;) {
-        if (interruptRequested()) {
+        // pollInterrupt yields one event-loop turn, so a SIGINT sent by Jupyter reaches the kernel's handler.
+        if (await pollInterrupt()) {
           log.info(`interrupt requested: stopping at epoch ${state.epoch}, batch ${state.batchInEpoch}; the latest checkpoint is unchanged`);
           return false;
         }

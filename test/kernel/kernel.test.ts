@@ -60,6 +60,60 @@ function readCheckpoint(checkpointPath: string): { step: number; shapes: number[
 }
 `;
 
+// A linear probe trained by the library's trainer (`fit`), which polls for
+// interrupts at each batch boundary and checkpoints after every epoch.
+const FIT_DEFINITION = `
+import { tf } from 'more-ts';
+import * as tasks from 'more-ts/dist/src/tasks';
+
+type ProbeBatch = { x: tf.Tensor2D; y: tf.Tensor2D };
+
+async function fitProbe(runDir: string, maxEpochs: number): Promise<tasks.TrainResult> {
+  const zeros = tf.zeros([4, 1]);
+  const w = tf.variable(zeros, true, 'probe_w');
+  zeros.dispose();
+  const xs = tf.randomNormal([64, 4], 0, 1, 'float32', 3) as tf.Tensor2D;
+  const ys = tf.sum(xs, 1, true) as tf.Tensor2D;
+  const model: tasks.TrainableModel<ProbeBatch> = {
+    namedWeights: () => new Map([['w', w]]),
+    trainableVariables: () => [w],
+    batchLoss: (batch) => tf.losses.meanSquaredError(batch.y, tf.matMul(batch.x, w)) as tf.Scalar,
+  };
+  const source: tasks.BatchSource<ProbeBatch> = {
+    size: 64,
+    loadBatch: (indices) => tf.tidy(() => {
+      const rows = tf.tensor1d(indices, 'int32');
+      return { x: tf.gather(xs, rows) as tf.Tensor2D, y: tf.gather(ys, rows) as tf.Tensor2D };
+    }),
+  };
+  try {
+    return await tasks.fit(model, { train: source }, {
+      runDir, maxEpochs, batchSize: 8, accumulationSteps: 1, lr: 0.01, checkpointEveryEpochs: 1,
+      onBatchEnd: (record) => console.log(\`batch \${record.batchesSeen} loss \${record.loss.toFixed(4)}\`),
+    });
+  } finally {
+    tf.dispose([w, xs, ys]);
+  }
+}
+
+function latestCheckpoint(runDir: string): { epoch: number; names: string[]; shape: number[]; finite: boolean } {
+  const folder = tasks.resolveTrainingCheckpoint(runDir, 'latest');
+  if (folder === null) throw new Error(\`no latest checkpoint in \${runDir}\`);
+  const loaded = tasks.loadTrainingCheckpoint<{ epoch: number }>(folder);
+  try {
+    const w = loaded.weights.get('w');
+    return {
+      epoch: loaded.trainer.epoch,
+      names: [...loaded.weights.keys()],
+      shape: w?.shape ?? [],
+      finite: w !== undefined && Array.from(w.dataSync()).every(Number.isFinite),
+    };
+  } finally {
+    tasks.disposeTrainingCheckpoint(loaded);
+  }
+}
+`;
+
 function stoppedStep(result: ExecuteResult): number {
   const match = /stopped at step (\d+)/.exec(streamText(result, 'stdout'));
   assert.ok(match, `no "stopped at step" line in: ${streamText(result, 'stdout').slice(-500)}`);
@@ -256,6 +310,41 @@ progress.end('all records embedded');
       const result = await session.execute(`await trainToy(10, ${JSON.stringify(checkpoint('rerun.json'))});`);
       assert.equal(result.reply.status, 'ok', streamText(result, 'stderr'));
       assert.equal(stoppedStep(result), 10);
+      const counted = await session.execute('console.log(JSON.stringify({ tensors: tf.memory().numTensors }));');
+      assert.equal(jsonLine(counted).tensors, baseline);
+    });
+
+    it('stops library fit at a batch boundary', async function () {
+      const defined = await session.execute(FIT_DEFINITION);
+      assert.equal(defined.reply.status, 'ok', streamText(defined, 'stderr'));
+      const runDir = checkpoint('fit-run');
+
+      const result = await session.execute(
+        `const fitResult = await fitProbe(${JSON.stringify(runDir)}, 1000000);\n` +
+          'console.log(JSON.stringify({ stop: fitResult.stopReason, epochs: fitResult.epochsCompleted }));',
+        { interruptOn: 'batch 20 loss', timeoutSeconds: 120 },
+      );
+      assert.equal(result.interrupted, true, 'the driver did not interrupt');
+      assert.equal(result.reply.status, 'error');
+      assert.equal(result.reply.ename, 'Interrupted');
+      const summary = JSON.parse(/\{"stop".*\}/.exec(streamText(result, 'stdout'))?.[0] ?? '{}') as { stop?: string; epochs?: number };
+      assert.equal(summary.stop, 'interrupted');
+      assert.ok((summary.epochs ?? 0) >= 2, `only ${summary.epochs} epochs before the interrupt`);
+      assert.ok((summary.epochs ?? Infinity) < 1000000);
+
+      const next = await session.execute(
+        `console.log(JSON.stringify({ tensors: tf.memory().numTensors, latest: latestCheckpoint(${JSON.stringify(runDir)}) }));`,
+      );
+      assert.equal(next.reply.status, 'ok', streamText(next, 'stderr'));
+      const state = jsonLine(next) as { tensors: number; latest: { epoch: number; names: string[]; shape: number[]; finite: boolean } };
+      assert.equal(state.tensors, baseline);
+      assert.equal(state.latest.epoch, summary.epochs);
+      assert.deepEqual(state.latest.names, ['w']);
+      assert.deepEqual(state.latest.shape, [4, 1]);
+      assert.equal(state.latest.finite, true);
+
+      const rerun = await session.execute(`await fitProbe(${JSON.stringify(checkpoint('fit-rerun'))}, 2);`);
+      assert.equal(rerun.reply.status, 'ok', streamText(rerun, 'stderr'));
       const counted = await session.execute('console.log(JSON.stringify({ tensors: tf.memory().numTensors }));');
       assert.equal(jsonLine(counted).tensors, baseline);
     });
