@@ -472,11 +472,11 @@ function randomSpanSamples(samples: number, count: number, spanLength: number, r
 }
 
 /**
- * The ECG counterpart of {@link deletionTest}: masks the most relevant time
- * samples (all leads at once, since the relevance is one curve over time) and,
- * for comparison, the same number of samples as random contiguous spans, and
- * measures how much the similarity to `reference` drops. Equal relevance
- * values are ordered by sample index, so the result repeats.
+ * Runs the ECG counterpart of {@link deletionTest}. It masks the most
+ * relevant time samples in all leads at once (the relevance is one curve over
+ * time) and, for comparison, the same number of samples as random contiguous
+ * spans, then measures how much the similarity to `reference` drops. Equal
+ * relevance values are ordered by sample index, so the result repeats.
  */
 export function ecgDeletionTest(options: EcgDeletionTestOptions): EcgDeletionTestResult {
   const { ecg } = options;

@@ -1,10 +1,10 @@
 /**
- * Faithfulness of the explanations on a trained model: a tiny MoRE model is
+ * Faithfulness of the explanations on a trained model. A tiny MoRE model is
  * pre-trained for a few epochs on real sample X-rays and ECGs from
- * `data/samples` with the main job's pieces, then for each sample the most
- * relevant 10% of X-ray patches (and of ECG time samples) are masked. Averaged
- * over the samples, that must lower the image-report (ECG-report) similarity
- * more than masking a random 10%.
+ * `data/samples` with the main job's pieces. Then the most relevant 10% of
+ * each sample's X-ray patches (or ECG time samples) are masked. Averaged over
+ * the samples, that must lower the similarity to the report more than
+ * masking a random 10%.
  */
 import * as assert from 'assert';
 import * as fs from 'fs';
@@ -29,7 +29,7 @@ const BERT_TINY = path.join(__dirname, '..', 'fixtures', 'model', 'text', 'bert-
 const PER_MODALITY = Number(process.env.DELETION_SAMPLES ?? 24);
 const EPOCHS = Number(process.env.DELETION_EPOCHS ?? 8);
 
-/** A randomly initialised two-layer BERT of width 32 over the MiniLM word-piece vocabulary, with LoRA. */
+/** Builds a randomly initialised two-layer BERT of width 32 over the MiniLM word-piece vocabulary, with LoRA. */
 function tinyText(): TransformerTextEncoder {
   const json = JSON.parse(fs.readFileSync(BERT_TINY, 'utf8'));
   const config = parseHuggingFaceConfig({ ...json, vocab_size: 30522, max_position_embeddings: 128 }, BERT_TINY);
@@ -45,6 +45,74 @@ function pick(samples: CorpusSample[], modality: 'ecg' | 'xray', count: number):
 function mean(values: number[]): number {
   return values.reduce((a, b) => a + b, 0) / values.length;
 }
+
+describe('ecgDeletionTest', () => {
+  const leads = 2;
+  const samples = 50;
+  // Embedding [sum over leads and samples of w[t] x[l, t], 1]: masking a sample removes its term exactly.
+  const weights = Array.from({ length: samples }, (_, t) => (t >= 20 && t < 25 ? 3 : 0.1));
+  const weightTensor = tf.tensor1d(weights);
+  const embed = (signals: tf.Tensor3D): tf.Tensor2D => tf.tidy(() => {
+    const score = tf.sum(tf.mul(signals, weightTensor), [1, 2]).reshape([-1, 1]);
+    return tf.concat([score, tf.onesLike(score)], 1) as tf.Tensor2D;
+  });
+  const values = Array.from({ length: leads * samples }, (_, i) => 0.5 + 0.4 * Math.sin(i * 0.7));
+  const cosine = (kept: (t: number) => boolean): number => {
+    let a = 0;
+    for (let l = 0; l < leads; l++) for (let t = 0; t < samples; t++) if (kept(t)) a += weights[t] * values[l * samples + t];
+    return a / Math.hypot(a, 1);
+  };
+
+  after(() => weightTensor.dispose());
+
+  it('masks the most relevant samples of every lead', () => {
+    const ecg = tf.tensor3d(values, [1, leads, samples]);
+    const relevance = weights.map((w, t) => w + t * 1e-3);
+    const before = tf.memory().numTensors;
+    const result = ecgDeletionTest({ embed, ecg, reference: [1, 0], sampleRelevance: relevance, spanLength: 5, randomTrials: 3, seed: 1 });
+    assert.strictEqual(tf.memory().numTensors, before);
+    ecg.dispose();
+    assert.strictEqual(result.maskedSamples, 5);
+    assert.deepStrictEqual(result.relevantSamples, [20, 21, 22, 23, 24]);
+    const baseline = cosine(() => true);
+    assert.ok(Math.abs(result.baseline - baseline) < 1e-5, `baseline ${result.baseline}, expected ${baseline}`);
+    const drop = baseline - cosine((t) => t < 20 || t >= 25);
+    assert.ok(Math.abs(result.relevantDrop - drop) < 1e-5, `drop ${result.relevantDrop}, expected ${drop}`);
+    assert.strictEqual(result.randomDrops.length, 3);
+    assert.ok(result.relevantDrop > result.randomDrop);
+  });
+
+  it('draws random masks as whole spans', () => {
+    const ecg = tf.tensor3d(values, [1, leads, samples]);
+    const flat = new Array<number>(samples).fill(0);
+    const result = ecgDeletionTest({ embed, ecg, reference: [1, 0], sampleRelevance: flat, spanLength: 5, randomTrials: 20, seed: 2 });
+    ecg.dispose();
+    // Equal relevance is ordered by sample index, and each random drop is the drop of one aligned 5-sample span.
+    assert.deepStrictEqual(result.relevantSamples, [0, 1, 2, 3, 4]);
+    const spanDrops = Array.from({ length: 10 }, (_, span) => result.baseline - cosine((t) => Math.floor(t / 5) !== span));
+    for (const d of result.randomDrops) {
+      assert.ok(spanDrops.some((expected) => Math.abs(d - expected) < 1e-5), `random drop ${d} is not the drop of one span`);
+    }
+  });
+
+  it('repeats with the same seed', () => {
+    const ecg = tf.tensor3d(values, [1, leads, samples]);
+    const relevance = weights.map((_, t) => t % 7);
+    const first = ecgDeletionTest({ embed, ecg, reference: [1, 1], sampleRelevance: relevance, seed: 4 });
+    const second = ecgDeletionTest({ embed, ecg, reference: [1, 1], sampleRelevance: relevance, seed: 4 });
+    ecg.dispose();
+    assert.deepStrictEqual(second, first);
+  });
+
+  it('rejects relevance of the wrong length', () => {
+    const ecg = tf.tensor3d(values, [1, leads, samples]);
+    assert.throws(() => ecgDeletionTest({ embed, ecg, reference: [1, 0], sampleRelevance: [1, 2] }),
+      /ecgDeletionTest: 2 relevance values; expected one per sample \(50\)/);
+    assert.throws(() => ecgDeletionTest({ embed, ecg, reference: [1, 0], sampleRelevance: weights, spanLength: 0 }),
+      /span length 0; expected a positive integer/);
+    ecg.dispose();
+  });
+});
 
 describe('deletion test on a tiny model trained on the sample data', function () {
   this.timeout(300_000);
@@ -93,7 +161,7 @@ describe('deletion test on a tiny model trained on the sample data', function ()
     return values;
   }
 
-  it('masking the most relevant 10% of X-ray patches lowers the similarity more than a random 10%', () => {
+  it('X-ray: relevant patches beat random', () => {
     const relevant: number[] = [];
     const random: number[] = [];
     const forward: AttentionForward<tf.Tensor4D> = (x, options) => model.encodeImage(x, { ...options, training: false });
@@ -117,7 +185,7 @@ describe('deletion test on a tiny model trained on the sample data', function ()
     assert.ok(mean(relevant) > mean(random), message);
   });
 
-  it('masking the most relevant 10% of ECG time samples lowers the similarity more than random 10% spans', () => {
+  it('ECG: relevant spans beat random', () => {
     const relevant: number[] = [];
     const random: number[] = [];
     const { conv1Kernel, conv1Stride, conv2Kernel } = model.config.ecg;

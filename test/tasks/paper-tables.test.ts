@@ -59,9 +59,11 @@ async function writeMimicCxr(root: string): Promise<string[]> {
     const study = 50000000 + i;
     const dicom = `d${i}`;
     dicoms.push(dicom);
-    const which = i < 10 ? 'train' : i < 14 ? 'validate' : 'test';
+    let splitName = 'test';
+    if (i < 10) splitName = 'train';
+    else if (i < 14) splitName = 'validate';
     metadata.push(`${dicom},${subject},${study},"CHEST (PA AND LAT)",PA,96,96,21500101,120000`);
-    split.push(`${dicom},${study},${subject},${which}`);
+    split.push(`${dicom},${study},${subject},${splitName}`);
     const named: Record<string, number> = { Atelectasis: pattern(i, 0), Cardiomegaly: pattern(i, 1), Edema: pattern(i, 2), 'Pleural Effusion': pattern(i, 3) };
     const row = CHEXPERT_OBSERVATIONS.map((name) => (name in named ? `${named[name]}.0` : ''));
     if (i === 3) row[CHEXPERT_OBSERVATIONS.indexOf('Cardiomegaly')] = '-1.0';
@@ -107,20 +109,20 @@ function writePtbxl(root: string): string[] {
   const header = lines[0].split(',');
   const foldColumn = header.indexOf('strat_fold');
   const perFold: Record<string, number> = { 9: 8, 10: 10 };
-  const taken: Record<string, number> = {};
-  const kept = [lines[0]];
+  const takenPerFold: Record<string, number> = {};
+  const keptLines = [lines[0]];
   const records: string[] = [];
   for (const line of lines.slice(1)) {
     // The fold and file name are plain cells after the quoted scp_codes dict, so count from the end.
     const cells = line.split(',');
     const fold = cells[cells.length - (header.length - foldColumn)];
-    if ((taken[fold] ?? 0) >= (perFold[fold] ?? 3)) continue;
-    taken[fold] = (taken[fold] ?? 0) + 1;
-    kept.push(line);
+    if ((takenPerFold[fold] ?? 0) >= (perFold[fold] ?? 3)) continue;
+    takenPerFold[fold] = (takenPerFold[fold] ?? 0) + 1;
+    keptLines.push(line);
     records.push(cells[cells.length - 2]);
   }
   fs.mkdirSync(root, { recursive: true });
-  fs.writeFileSync(path.join(root, 'ptbxl_database.csv'), `${kept.join('\n')}\n`);
+  fs.writeFileSync(path.join(root, 'ptbxl_database.csv'), `${keptLines.join('\n')}\n`);
   fs.copyFileSync(path.join(source, 'scp_statements.csv'), path.join(root, 'scp_statements.csv'));
   for (const record of records) {
     fs.mkdirSync(path.dirname(path.join(root, record)), { recursive: true });
@@ -151,7 +153,7 @@ function writeMimicEcg(root: string, ptbxlRoot: string, records: string[]): void
   fs.writeFileSync(path.join(root, 'machine_measurements.csv'), `${measurements.join('\n')}\n`);
 }
 
-/** A tiny MoRE model (64-pixel X-rays, tiny ECG tower, a two-layer BERT of width 32 with LoRA) saved as a main-job checkpoint. */
+/** Saves a tiny MoRE model (64-pixel X-rays, tiny ECG tower, a two-layer BERT of width 32 with LoRA) as a main-job checkpoint. */
 function writeCheckpoint(folder: string): void {
   const json = JSON.parse(fs.readFileSync(BERT_TINY, 'utf8'));
   const text = new TransformerTextEncoder(parseHuggingFaceConfig({ ...json, vocab_size: 30522, max_position_embeddings: 128 }, BERT_TINY), { seed: 2 });
@@ -180,21 +182,24 @@ function figure(result: ProtocolResult, name: string): number | null {
 }
 
 function close(actual: number | null, expected: number | null, what: string): void {
-  assert.ok(actual !== null && expected !== null, `${what}: ${actual} vs ${expected}`);
+  assert.ok(actual !== null, `${what}: figure is null`);
+  assert.ok(expected !== null, `${what}: metric is null`);
   assert.ok(Math.abs(actual - expected) < 1e-12, `${what}: ${actual} vs ${expected}`);
 }
 
-/** Every figure of the JSON appears in the table with its value and data sizes, and every protocol has figures or a reason. */
+/** Checks that every protocol has figures or a reason and that the table shows each figure with its value and data sizes. */
 function checkTableMatchesJson(result: PaperTablesResult): void {
   const lines = result.table.split('\n');
   for (const p of result.protocols) {
     if (p.status === 'not run') {
-      assert.ok(p.reason !== undefined && p.reason.startsWith('not run: '), `${p.id}: reason ${p.reason}`);
+      assert.ok(p.reason !== undefined, `${p.id}: no reason`);
+      assert.ok(p.reason.startsWith('not run: '), `${p.id}: reason ${p.reason}`);
       assert.ok(lines.some((line) => line.startsWith(`| ${p.title} |`) && line.includes(p.reason as string)), `${p.id}: reason not in the table`);
       continue;
     }
     assert.ok(p.figures.length > 0, `${p.id}: no figures`);
-    assert.ok(p.data !== undefined && p.data.testSize > 0, `${p.id}: no data sizes`);
+    assert.ok(p.data !== undefined, `${p.id}: no data`);
+    assert.ok(p.data.testSize > 0, `${p.id}: no test records`);
     for (const f of p.figures) {
       assert.ok(f.value !== null || (f.reason ?? '') !== '', `${p.id} ${f.name}: no value and no reason`);
       const row = lines.find((line) => line.startsWith(`| ${p.title} | ${f.name} |`));
@@ -226,7 +231,7 @@ describe('paper-tables runner', function () {
     fs.rmSync(work, { recursive: true, force: true });
   });
 
-  it('runs every protocol on dataset layouts and reports figures equal to the metrics on the saved scores', async () => {
+  it('dataset layouts: figures equal the metrics', async () => {
     const mimicCxr = path.join(work, 'mimic-cxr');
     const dicoms = await writeMimicCxr(mimicCxr);
     const chexpert = path.join(work, 'chexpert', 'CheXpert-v1.0-small');
@@ -305,7 +310,7 @@ describe('paper-tables runner', function () {
     assert.ok(result.table.includes('| MERL | 82.39 | n/a | n/a | published |'));
   });
 
-  it('runs the shipped samples, says so in the table and the JSON, and lists the protocols without data', async () => {
+  it('sample data: labelled and sized', async () => {
     const out = path.join(work, 'samples.json');
     const result = await runPaperTables({ checkpoint, samples: true, out, probe: { maxEpochs: 2, batchSize: 32 } });
     assert.strictEqual(result.sampleData, true);

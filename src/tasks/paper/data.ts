@@ -50,9 +50,9 @@ export function limitRows<T>(rows: T[], limit: number | undefined, seed: number)
 export const MIMIC_CXR_PROBE_LABELS = ['Atelectasis', 'Cardiomegaly', 'Edema', 'Pleural Effusion'] as const;
 
 /**
- * MIMIC-CXR-JPG probe sets on the official splits. As the reference does,
- * a study with an uncertain (-1) value for any of the four labels is left
- * out; a blank label counts as negative.
+ * Reads the MIMIC-CXR-JPG probe sets on the official splits. As in the
+ * reference, a study with an uncertain (-1) value for any of the four labels
+ * is left out. A blank label counts as negative.
  */
 export function mimicCxrProbeSets(root: string, skipped: SkipCounts): { records: MimicCxrRecord[]; splits: Record<'train' | 'validation' | 'test', LabelledSet> } {
   const manifest = loadMimicCxrManifest({ root, holdOutFraction: 0 });
@@ -90,14 +90,14 @@ export function chexpertProbeSets(
   };
   const train = read('train').records;
   const test = read('valid').records;
-  const held = new Set(new Rng(seed).shuffle(train.map((_, i) => i)).slice(0, Math.max(1, Math.round(train.length / 10))));
+  const heldOut = new Set(new Rng(seed).shuffle(train.map((_, i) => i)).slice(0, Math.max(1, Math.round(train.length / 10))));
   const toSet = (records: typeof train): LabelledSet => ({
     files: records.map((r) => r.imagePath),
     labels: records.map((r) => Array.from(r.labels.values)),
   });
   return {
-    train: toSet(train.filter((_, i) => !held.has(i))),
-    validation: toSet(train.filter((_, i) => held.has(i))),
+    train: toSet(train.filter((_, i) => !heldOut.has(i))),
+    validation: toSet(train.filter((_, i) => heldOut.has(i))),
     test: toSet(test),
   };
 }
@@ -187,17 +187,21 @@ const NIH_TO_CHEXPERT: Record<string, string> = {
   Atelectasis: 'Atelectasis', Cardiomegaly: 'Cardiomegaly', Consolidation: 'Consolidation', Edema: 'Edema', 'Pleural Effusion': 'Pleural Effusion',
 };
 
-/** The shipped NIH and Hannover X-rays: labels of the competition observations (NIH only) and the written notes. */
-export function sampleXraySets(root: string, skipped: SkipCounts): { zeroShot: LabelledSet; retrieval: LabelledSet } {
+/** Reads the shipped NIH X-rays with their finding labels as the competition labels, for zero-shot classification. */
+export function sampleXrayZeroShotSet(root: string, skipped: SkipCounts): LabelledSet {
   const skippedSamples: SkippedSample[] = [];
   const nih = readNihSamples(root, skippedSamples);
-  const all = [...nih, ...readHannoverSamples(root, skippedSamples)];
   for (const entry of skippedSamples) count(skipped, entry.reason);
   return {
-    zeroShot: {
-      files: nih.map((x) => x.file),
-      labels: nih.map((x) => CHEXPERT_COMPETITION.map((name) => (x.findings.some((f) => NIH_TO_CHEXPERT[f] === name) ? 1 : 0))),
-    },
-    retrieval: { files: all.map((x) => x.file), labels: [], texts: all.map((x) => XRAY_REPORT_PREFIX + x.note) },
+    files: nih.map((x) => x.file),
+    labels: nih.map((x) => CHEXPERT_COMPETITION.map((name) => (x.findings.some((f) => NIH_TO_CHEXPERT[f] === name) ? 1 : 0))),
   };
+}
+
+/** Reads the shipped NIH and Hannover X-rays with the notes written from their labels, for retrieval. */
+export function sampleXrayRetrievalSet(root: string, skipped: SkipCounts): LabelledSet {
+  const skippedSamples: SkippedSample[] = [];
+  const all = [...readNihSamples(root, skippedSamples), ...readHannoverSamples(root, skippedSamples)];
+  for (const entry of skippedSamples) count(skipped, entry.reason);
+  return { files: all.map((x) => x.file), labels: [], texts: all.map((x) => XRAY_REPORT_PREFIX + x.note) };
 }

@@ -1,8 +1,8 @@
 /**
- * The paper-tables runner: loads a main-job checkpoint, runs every protocol
- * of the MoRE evaluation that it has data for (probes, zero-shot
- * classification, retrieval), lists each protocol without data with its
- * reason, and writes the figures as JSON beside a Markdown table that sets
+ * The paper-tables runner. It loads a main-job checkpoint and runs every
+ * protocol of the MoRE evaluation that it has data for (probes, zero-shot
+ * classification, retrieval). Each protocol without data is listed with its
+ * reason. The figures are written as JSON, with a Markdown table that sets
  * them next to the peers' published figures.
  */
 import * as path from 'path';
@@ -28,7 +28,7 @@ import type { TrainOptions } from '../train';
 import { embedPromptSets, evaluateEcgZeroShot, evaluateZeroShot, zeroShotScores, type PromptEncoder } from '../zeroshot';
 import {
   chexpertProbeSets, chexpertZeroShotSet, edemaSets, limitRows, mimicCxrProbeSets, mimicCxrRetrievalSet, mimicEcgRetrievalSet,
-  MIMIC_CXR_PROBE_LABELS, ptbxlSets, sampleXraySets, type LabelledSet, type SkipCounts,
+  MIMIC_CXR_PROBE_LABELS, ptbxlSets, sampleXrayRetrievalSet, sampleXrayZeroShotSet, type LabelledSet, type SkipCounts,
 } from './data';
 import { embedTexts, ModalityEncoder, type EncodedSet } from './embed';
 
@@ -84,7 +84,7 @@ export interface PaperTablesOptions {
   progress?: ProgressReporter;
 }
 
-/** Where the data of a protocol came from, and how much of it there was. */
+/** Origin and size of the data behind a protocol's figures. */
 export interface ProtocolData {
   kind: 'sample' | 'full';
   description: string;
@@ -218,7 +218,7 @@ async function runProbes(
 
 function requireSplits(sets: Record<'train' | 'validation' | 'test', LabelledSet>): void {
   for (const split of ['train', 'validation', 'test'] as const) {
-    if (sets[split].files.length === 0) throw new Error(`the ${split} split has no records`);
+    if (sets[split].files.length === 0) throw new Error(`the ${split} split has no records; expected at least one in each split`);
   }
 }
 
@@ -402,7 +402,7 @@ export async function runPaperTables(options: PaperTablesOptions): Promise<Paper
         set = chexpertZeroShotSet(sources.chexpert, perClass, seed);
         description = `CheXpert train, up to ${perClass} images with exactly one positive competition label per class`;
       } else {
-        set = sampleXraySets(sources.samples as string, skipped).zeroShot;
+        set = sampleXrayZeroShotSet(sources.samples as string, skipped);
         description = 'NIH ChestX-ray14 sample images, their finding labels as the competition labels';
       }
       if (set.files.length === 0) throw new Error('no X-ray with a usable label');
@@ -460,7 +460,7 @@ export async function runPaperTables(options: PaperTablesOptions): Promise<Paper
         });
       } else {
         const skipped: SkipCounts = {};
-        const set = sampleXraySets(sources.samples as string, skipped).retrieval;
+        const set = sampleXrayRetrievalSet(sources.samples as string, skipped);
         await retrieval(result, 'xray', set, {
           kind: kindOf(sources.samples as string), description: 'NIH and Hannover sample X-rays with notes written from their labels', skipped,
         });
