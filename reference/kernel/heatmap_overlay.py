@@ -1,8 +1,8 @@
 """Write the fixture for the kernel's heatmap overlay test: test/fixtures/kernel/heatmap-overlay.json.
 
-The expected pixels are computed independently of the TypeScript code: numpy.interp evaluates the
-five-stop colour ramp, Pillow's nearest-neighbour resize spreads the relevance grid over the image, and
-the blend is (1 - alpha) * gray + alpha * colour, rounded to the nearest integer.
+The expected pixels are computed independently of the TypeScript code. numpy.interp evaluates the
+five-stop colour ramp, and Pillow's nearest-neighbour resize spreads the relevance grid over the image.
+The blend is (1 - alpha) * gray + alpha * colour, rounded to the nearest integer.
 
 Run from the repository root: .venv/bin/python reference/kernel/heatmap_overlay.py
 """
