@@ -35,8 +35,8 @@ try:
 
     ORACLE = f"timm {timm.__version__}"
 except Exception as error:  # noqa: BLE001 - any import failure means timm is unusable here
-    # NOTE: in this environment the torchvision wheel is a CUDA build that cannot
-    # load next to the CPU torch, and timm imports torchvision unconditionally.
+    # NOTE: timm imports torchvision unconditionally, and a torchvision build that
+    # does not match the installed torch fails to load (a RuntimeError, not ImportError).
     TimmVisionTransformer = None
     ORACLE = f"torch {torch.__version__} (timm unavailable: {type(error).__name__})"
     print(f"NOTE: timm could not be imported ({error}); using the plain torch ViT as the oracle")
