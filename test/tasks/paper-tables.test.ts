@@ -41,7 +41,7 @@ async function writeXray(file: string, index: number): Promise<void> {
   await sharp(SAMPLE_PNGS[index % SAMPLE_PNGS.length]).resize(96, 96).jpeg().toFile(file);
 }
 
-/** Label pattern of row i over `n` labels: positive when bit (i + j) of a fixed mask is set, so each label has both values. */
+/** Returns label j of row i: 1 when (7i + 3j) mod 5 is 0 or 1, so each label column has positives and negatives. */
 function pattern(i: number, j: number): number {
   return ((i * 7 + j * 3) % 5) < 2 ? 1 : 0;
 }
@@ -181,10 +181,10 @@ function figure(result: ProtocolResult, name: string): number | null {
   return found.value;
 }
 
-function close(actual: number | null, expected: number | null, what: string): void {
-  assert.ok(actual !== null, `${what}: figure is null`);
-  assert.ok(expected !== null, `${what}: metric is null`);
-  assert.ok(Math.abs(actual - expected) < 1e-12, `${what}: ${actual} vs ${expected}`);
+function close(actual: number | null, expected: number | null, label: string): void {
+  assert.ok(actual !== null, `${label}: figure is null`);
+  assert.ok(expected !== null, `${label}: metric is null`);
+  assert.ok(Math.abs(actual - expected) < 1e-12, `${label}: ${actual} vs ${expected}`);
 }
 
 /** Checks that every protocol has figures or a reason and that the table shows each figure with its value and data sizes. */
@@ -340,5 +340,18 @@ describe('paper-tables runner', function () {
     checkTableMatchesJson(result);
     assert.ok(result.table.includes(`sample: ${train} train / ${validation} validation / ${test} test (left out: `));
     assert.ok(result.table.includes(`SAMPLE DATA, not comparable to published figures: PTB-XL 100 Hz, folds 1-8 / 9 / 10 (${train} train / ${test} test)`));
+  });
+
+  it('sample folder as dataset: labelled', async () => {
+    const result = await runPaperTables({
+      checkpoint, ptbxl: path.join(SAMPLES, 'ptbxl'), out: path.join(work, 'ptbxl-samples.json'), fractions: [1], probe: { maxEpochs: 1 },
+    });
+    assert.strictEqual(result.sampleData, true);
+    assert.ok(result.table.startsWith('# Paper tables (SAMPLE DATA)'));
+    assert.strictEqual(protocol(result, 'ptbxl-probe').data?.kind, 'sample');
+    assert.deepStrictEqual(protocol(result, 'ptbxl-probe').figures.filter((f) => f.name.startsWith('macro AUROC')).map((f) => f.name.split(' (')[0]),
+      ['macro AUROC @ 100%']);
+    for (const id of ['retrieval-xray', 'zero-shot-xray'] as const) assert.strictEqual(protocol(result, id).reason, NO_DATA);
+    assert.strictEqual(protocol(result, 'retrieval-ecg').status, 'run');
   });
 });

@@ -103,8 +103,11 @@ export function chexpertProbeSets(
 }
 
 /**
- * CheXpert 5x200-style zero-shot set: frontal train images with exactly one
- * positive competition label, at most `perClass` per label drawn with a seed.
+ * Draws the CheXpert 5x200-style zero-shot set: frontal train images with
+ * exactly one positive competition label, at most `perClass` per label.
+ * The images may also be in the CheXpert probe's training split. That does
+ * not leak, because the zero-shot figures use no probe and the probe is
+ * scored on the valid split.
  */
 export function chexpertZeroShotSet(root: string, perClass: number, seed: number): LabelledSet {
   const records = loadChexpertManifest({ root, split: 'train', policy: 'zeros', observations: CHEXPERT_COMPETITION }).records;

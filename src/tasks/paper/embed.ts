@@ -27,7 +27,11 @@ export interface EncodedSet {
   embeddings: number[][];
 }
 
-/** Reads and encodes X-rays and ECGs in batches, keeping each result for the rest of the run. */
+/**
+ * Reads and encodes X-rays and ECGs in batches, keeping each result for the rest of the run.
+ * NOTE: every result stays in memory (about 4 KB per file for width-768 features and 128-wide embeddings), so a
+ * run over all of MIMIC-CXR needs a few GB; `limit` in the runner bounds it.
+ */
 export class ModalityEncoder {
   private readonly cache = new Map<string, EncodedItem>();
 
