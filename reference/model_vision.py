@@ -12,10 +12,10 @@ stored as safetensors under test/fixtures/model/vision/.
 
 The fixtures come from the hand-written modules below (plain torch layers
 under timm's parameter names). When timm imports, the script first checks
-that timm's own `VisionTransformer` (with the ECG patch embedding swapped in
-for the ECG case, as the MoRE reference does) gives the same pooled output
-within 1e-5, and the file metadata names timm as the oracle. When it does
-not import, the metadata records that only torch was used.
+that timm's own `VisionTransformer` gives the same pooled output within 1e-5.
+For the ECG case it swaps in the ECG patch embedding, as the MoRE reference
+does. The file metadata then names timm as the oracle. When timm does not
+import, the metadata records that only torch was used.
 
 Run: /work/main/.venv/bin/python reference/model_vision.py
 """
