@@ -45,7 +45,7 @@ async function main(): Promise<void> {
     console.log(USAGE);
     return;
   }
-  if (values.checkpoint === undefined) throw new Error(`--checkpoint is required\n${USAGE}`);
+  if (values.checkpoint === undefined) throw new Error(`Missing --checkpoint: pass the folder of a main-job checkpoint\n${USAGE}`);
   const policy = values['chexpert-policy'];
   if (policy !== undefined && policy !== 'ones' && policy !== 'zeros') {
     throw new Error(`Invalid --chexpert-policy "${policy}": expected ones or zeros`);
