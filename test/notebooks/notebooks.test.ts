@@ -12,6 +12,8 @@ import { checkKernelInstalled, REPOSITORY_ROOT, VENV_PYTHON } from '../kernel/ke
 const NOTEBOOKS_DIR = path.join(REPOSITORY_ROOT, 'notebooks');
 const RUNNER = path.join(__dirname, 'run_notebook.py');
 const VEGA_LITE_MIME = 'application/vnd.vegalite.v5+json';
+const EXPLANATION_MIME = 'application/vnd.more-ts.explanation.v1+json';
+const RETRIEVAL_MIME = 'application/vnd.more-ts.retrieval.v1+json';
 
 interface OutputSummary {
   output_type: string;
@@ -65,9 +67,9 @@ const EXPECTATIONS: Record<string, Expectation> = {
     },
   },
   'pretraining.ipynb': {
-    mimeTypes: [VEGA_LITE_MIME, 'text/html', 'text/plain'],
+    mimeTypes: [VEGA_LITE_MIME, RETRIEVAL_MIME, EXPLANATION_MIME, 'image/png', 'text/html', 'text/plain'],
     charts: 1,
-    progressLabels: ['reading samples', 'pre-training'],
+    progressLabels: ['pre-training'],
     // The zero-shot step warns about prompt polarity when a class scores below chance, as an untrained model may.
     allowedStderr: /^\[more-ts\] WARN /,
     check(outputs) {
@@ -76,6 +78,13 @@ const EXPECTATIONS: Record<string, Expectation> = {
       assert.match(stdout, /^run folder deleted$/m);
       const table = outputs.find((o) => o.text.startsWith('shape: (12, 4)'));
       assert.ok(table, 'the retrieval table is missing');
+      const explanation = outputs.find((o) => o.mime_types.includes(EXPLANATION_MIME));
+      assert.ok(explanation);
+      assert.deepEqual(explanation.png, { width: 224, height: 224, mode: 'RGB' });
+      assert.match(explanation.text, /X-ray 224 x 224, relevance per patch/);
+      const retrieval = outputs.find((o) => o.mime_types.includes(RETRIEVAL_MIME));
+      assert.ok(retrieval);
+      assert.match(retrieval.text, /^ {2}5\. \S+ \[xray\] cosine similarity /m);
     },
   },
   'contrastive-learning.ipynb': {
