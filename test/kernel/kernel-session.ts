@@ -85,6 +85,15 @@ export class KernelSession {
     return result as unknown as ExecuteResult;
   }
 
+  /** Sends all cells at once, as "Run all" does, and returns their execute replies in order. */
+  async executeMany(codes: string[], timeoutSeconds = 60): Promise<ExecuteResult['reply'][]> {
+    const line = this.nextLine();
+    this.child.stdin.write(`${JSON.stringify({ op: 'execute_many', codes, timeout: timeoutSeconds })}\n`);
+    const result = await line;
+    if (typeof result.error === 'string') throw new Error(`Executing the cells failed: ${result.error}\nKernel stderr: ${this.stderrTail}`);
+    return result.replies as ExecuteResult['reply'][];
+  }
+
   /** Shuts the kernel down and waits for the driver to exit. */
   async shutdown(): Promise<void> {
     if (this.exited) return;

@@ -182,6 +182,32 @@ describe('kernel over the Jupyter protocol', function () {
     assert.match(streamText(result, 'stderr'), /RangeError: bad range/);
   });
 
+  it('failed cell aborts queued cells', async function () {
+    const replies = await session.executeMany([
+      "await new Promise((resolve) => setTimeout(resolve, 300));\nthrow new Error('first fails');",
+      "console.log('second');",
+      "console.log('third');",
+    ]);
+    assert.deepEqual(replies.map((reply) => reply.status), ['error', 'abort', 'abort']);
+
+    const next = await session.execute("console.log('after');");
+    assert.equal(next.reply.status, 'ok');
+    assert.equal(streamText(next, 'stdout').trim(), 'after');
+  });
+
+  it('interrupts a synchronous loop', async function () {
+    const result = await session.execute("console.log('spinning');\nlet spins = 0;\nwhile (true) { spins++; }", {
+      interruptOn: 'spinning', timeoutSeconds: 60,
+    });
+    assert.equal(result.interrupted, true, 'the driver did not interrupt');
+    assert.equal(result.reply.status, 'error');
+    assert.match(String(result.reply.evalue), /interrupted by `SIGINT`/);
+
+    const next = await session.execute('2 * 21');
+    assert.equal(next.reply.status, 'ok');
+    assert.equal(streamText(next, 'stdout').trim(), '42');
+  });
+
   it('more-ts imports from a folder outside the repository', async function () {
     const result = await session.execute(
       "import * as more from 'more-ts';\nconst info = await more.initBackend();\nconsole.log(JSON.stringify({ name: info.name, same: more.backendInfo() === info }));",

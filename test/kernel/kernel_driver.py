@@ -8,6 +8,8 @@ JSON command per line on stdin and writes one JSON result per line on stdout:
       which sends SIGINT because the kernel spec sets interrupt_mode signal) once that text appears in the cell's stream output.
       Result: {"reply": <execute_reply content>, "messages": [{"msg_type", "content"}, ...],
                "interrupted": bool}
+  {"op": "execute_many", "codes": ["...", "..."], "timeout": 60}
+      Sends all cells without waiting, as "Run all" does. Result: {"replies": [<execute_reply content>, ...]}.
   {"op": "shutdown"}
       Stops the kernel and exits.
 
@@ -57,6 +59,22 @@ def execute(km, kc, code, timeout, interrupt_on):
     return {'reply': reply['content'], 'messages': messages, 'interrupted': interrupted}
 
 
+def execute_many(kc, codes, timeout):
+    """Send all cells at once, as a front end's "Run all" does, and return their execute replies in order."""
+    msg_ids = [kc.execute(code, stop_on_error=True) for code in codes]
+    deadline = time.monotonic() + timeout
+    replies = {}
+    while len(replies) < len(msg_ids):
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise TimeoutError(f'{len(replies)} of {len(msg_ids)} replies within {timeout} s')
+        reply = kc.get_shell_msg(timeout=remaining)
+        parent = reply['parent_header'].get('msg_id')
+        if parent in msg_ids:
+            replies[parent] = reply['content']
+    return {'replies': [replies[msg_id] for msg_id in msg_ids]}
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--kernel', default='more-ts', help='kernel spec name')
@@ -85,7 +103,10 @@ def main():
             if command['op'] == 'shutdown':
                 break
             try:
-                result = execute(km, kc, command['code'], command.get('timeout', 60), command.get('interrupt_on'))
+                if command['op'] == 'execute_many':
+                    result = execute_many(kc, command['codes'], command.get('timeout', 60))
+                else:
+                    result = execute(km, kc, command['code'], command.get('timeout', 60), command.get('interrupt_on'))
             except Exception as error:  # reported to the test, which fails with this text
                 result = {'error': f'{type(error).__name__}: {error}'}
             print(json.dumps(result), flush=True)
