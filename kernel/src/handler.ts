@@ -45,6 +45,8 @@ export interface KernelHandlerOptions {
   takeCellError: () => CellError | undefined;
   /** The banner shown by console front ends. */
   banner: string;
+  /** Version of more-ts, reported as the implementation version. */
+  version: string;
 }
 
 const utf8 = new TextDecoder();
@@ -55,6 +57,11 @@ function streamTo(name: 'stdout' | 'stderr', write: StreamWriter): typeof proces
     return true;
   };
   return replacement as typeof process.stdout.write;
+}
+
+function tslabVersions(): { tslab: string; typescript: string } {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  return (require('tslab') as { versions: { tslab: string; typescript: string } }).versions;
 }
 
 /** Points tslab's own `display` API (import from 'tslab') at the running cell. */
@@ -77,7 +84,10 @@ export class KernelHandler {
   handleKernel(): ReturnType<JupyterHandlerImpl['handleKernel']> {
     const reply = this.options.base.handleKernel();
     reply.implementation = 'more-ts';
+    reply.implementation_version = this.options.version;
     reply.banner = this.options.banner;
+    // tslab 1.0.22 reports a fixed "3.7.2"; report the TypeScript that actually compiles the cells.
+    reply.language_info.version = tslabVersions().typescript;
     return reply;
   }
 

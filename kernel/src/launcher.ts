@@ -65,6 +65,11 @@ function checkLoopback(connectionFile: string): void {
   }
 }
 
+function packageVersion(): string {
+  const manifest = JSON.parse(fs.readFileSync(path.join(REPOSITORY_ROOT, 'package.json'), 'utf8')) as { version?: string };
+  return manifest.version ?? 'unknown';
+}
+
 class LazyConverters implements ConverterSet {
   private nodeConverter: Converter | undefined;
   private browserConverter: Converter | undefined;
@@ -127,6 +132,7 @@ async function main(): Promise<void> {
     executor,
     interrupts,
     takeCellError: () => cellConsole.takeError(),
+    version: packageVersion(),
     banner: `MoRE (TypeScript) on tslab · ${backend ? describeBackend(backend) : `no TensorFlow.js backend: ${backendError?.message}`}`,
     onFirstCell: () => {
       try {

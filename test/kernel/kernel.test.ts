@@ -144,6 +144,9 @@ describe('kernel over the Jupyter protocol', function () {
 
   it('kernel_info names the kernel and backend', function () {
     assert.equal(kernelInfo.implementation, 'more-ts');
+    const manifest = JSON.parse(fs.readFileSync(path.join(__dirname, '..', '..', 'package.json'), 'utf8')) as { version: string };
+    assert.equal(kernelInfo.implementation_version, manifest.version);
+    assert.match(String((kernelInfo.language_info as { version: string }).version), /^5\.\d+\.\d+$/);
     assert.match(String(kernelInfo.banner), /TensorFlow\.js backend: \w+/);
   });
 
