@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // Opens JupyterLab from the project's .venv, bound to 127.0.0.1, with
 // notebooks/ as its root folder, the more-ts kernel and the more-ts-jupyter
-// extension. Extra arguments go to `jupyter lab` (for example --port=8890).
+// extension. Extra arguments go to `jupyter lab` (for example --port=8890 or
+// --ServerApp.root_dir=DIR).
 'use strict';
 const fs = require('fs');
 const path = require('path');
@@ -30,7 +31,10 @@ for (const arg of extra) {
   if (match && !LOOPBACK.has(match[1])) fail(`JupyterLab binds only to 127.0.0.1 here; got ${arg}`);
 }
 
-const args = ['lab', '--ServerApp.ip=127.0.0.1', `--ServerApp.root_dir=${path.join(root, 'notebooks')}`, ...extra];
+// Jupyter rejects a second root folder option, so a root folder given by the caller replaces ours.
+const callerSetsRoot = extra.some((arg) => /^--(?:ServerApp\.root_dir|notebook-dir)(?:=|$)/.test(arg));
+const rootArgs = callerSetsRoot ? [] : [`--ServerApp.root_dir=${path.join(root, 'notebooks')}`];
+const args = ['lab', '--ServerApp.ip=127.0.0.1', ...rootArgs, ...extra];
 const child = spawn(jupyter, args, { stdio: 'inherit' });
 for (const signal of ['SIGINT', 'SIGTERM']) process.on(signal, () => child.kill(signal));
 child.on('exit', (code, signal) => process.exit(code ?? (signal ? 1 : 0)));
