@@ -3,10 +3,12 @@
  * figures as a table. Options scale the run up, for example
  * `npm start -- --epochs 20 --batch-size 64 --text-model /path/to/RoBERTa-base-PM-M3`.
  */
+import * as path from 'path';
 import { parseArgs } from 'util';
 
 import { ECG_REPORT_STYLES, type EcgReportStyle } from './ecg_samples';
 import { runMainJob, type MainJobSummary } from './main';
+import { executeReportNotebook } from './report';
 import { formatSummaryTable } from './table';
 
 const USAGE = `usage: npm start -- [options]
@@ -66,6 +68,11 @@ async function main(): Promise<void> {
     seed,
   });
   console.log(formatSummaryTable(summary));
+  if (values['no-notebook']) return;
+  const runDir = path.dirname(summary.files.summary);
+  console.error(`executing the report notebook through the more-ts kernel in ${runDir}...`);
+  const report = executeReportNotebook(runDir);
+  console.log(`report: ${report.notebook} (executed in ${report.seconds.toFixed(0)} s), ${report.html}`);
 }
 
 main().catch((error: unknown) => {

@@ -8,6 +8,7 @@
 import * as path from 'path';
 
 import { ECG_REPORT_PREFIX, XRAY_REPORT_PREFIX } from '../datasets/reports/pairs';
+import { repositoryRoot } from '../util/repository';
 import { Rng } from '../util/rng';
 import { type EcgReportStyle, type EcgSample, readPtbXlSamples } from './ecg_samples';
 import { readHannoverSamples, readNihSamples, type SkippedSample, type XraySample } from './xray_samples';
@@ -46,7 +47,7 @@ export interface SampleCorpus {
   summary: CorpusSummary;
 }
 
-export const DEFAULT_SAMPLE_ROOT = path.resolve(__dirname, '..', '..', 'data', 'samples');
+export const DEFAULT_SAMPLE_ROOT = path.join(repositoryRoot(), 'data', 'samples');
 
 /** Builds the corpus: PTB-XL ECGs with reports, NIH and Hannover X-rays with notes, split into train and held-out. */
 export function buildSampleCorpus(options: CorpusOptions = {}): SampleCorpus {

@@ -76,7 +76,7 @@ export function retrievalFigures(embeddings: SampleEmbeddings, modality: 'xray' 
 /** Zero-shot PTB-XL superclass scores of held-out ECG embeddings with the one-prompt-per-class sets. */
 export async function zeroShotEcg(
   model: MoreModel, tokenizer: ReportTokenizer, ecgEmbeddings: number[][], labels: number[][],
-): Promise<ZeroShotEvaluation & { prompts: Record<string, string[]> }> {
+): Promise<ZeroShotEvaluation & { prompts: Record<string, string[]>; scores: number[][] }> {
   const prompts = ecgPromptSets();
   const encode = modelPromptEncoder(model, (texts) => {
     const encoded = tokenizer.encodeBatch(texts, { maxLength: 128 });
@@ -85,7 +85,7 @@ export async function zeroShotEcg(
   });
   const promptEmbeddings = await embedPromptSets(encode, prompts);
   const scores = zeroShotScores(ecgEmbeddings, promptEmbeddings);
-  return { ...evaluateZeroShot(scores.scores, labels, [...PTBXL_SUPERCLASSES]), prompts };
+  return { ...evaluateZeroShot(scores.scores, labels, [...PTBXL_SUPERCLASSES]), prompts, scores: scores.scores };
 }
 
 export interface ProbeComparison {

@@ -8,3 +8,4 @@ export * from './checkpoint';
 export * from './main';
 export * from './table';
 export * from './showcase';
+export * from './report';

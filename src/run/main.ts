@@ -21,11 +21,12 @@ import { fit, type EpochRecord, type TrainResult } from '../tasks/train';
 import { moreTrainingModel } from '../tasks/train/more';
 import { writeFileAtomic } from '../util/atomic';
 import { getLogger } from '../util/log';
+import { repositoryRoot } from '../util/repository';
 import { TerminalProgress, type ProgressReporter } from '../util/progress';
 import { saveMainJobCheckpoint } from './checkpoint';
-import { buildSampleCorpus, type CorpusSample, type CorpusSummary } from './corpus';
+import { buildSampleCorpus, DEFAULT_SAMPLE_ROOT, type CorpusSample, type CorpusSummary } from './corpus';
 import { PreparedBatchSource, prepareSamples, type PreparedSample } from './data';
-import type { EcgReportStyle } from './ecg_samples';
+import { PTBXL_SUPERCLASSES, type EcgReportStyle } from './ecg_samples';
 import { compareEcgProbes, embedSamples, retrievalFigures, zeroShotEcg, type ProbeComparison, type RetrievalFigures } from './evaluate';
 
 const log = getLogger('run');
@@ -88,7 +89,16 @@ export interface MainJobSummary {
     seconds: number;
     samplesPerSecond: number;
   };
-  zeroShotEcg: { auroc: MultilabelReport; polarityWarnings: string[]; prompts: Record<string, string[]>; records: number };
+  zeroShotEcg: {
+    auroc: MultilabelReport;
+    polarityWarnings: string[];
+    prompts: Record<string, string[]>;
+    records: number;
+    classes: string[];
+    /** [record][class] z-scored similarities and 0/1 labels of the held-out ECGs, for ROC curves. */
+    scores: number[][];
+    labels: number[][];
+  };
   retrieval: { reportToEcg: RetrievalFigures; reportToXray: RetrievalFigures };
   ecgLinearProbe: ProbeComparison;
   files: { checkpoint: string; summary: string; history: string };
@@ -119,8 +129,8 @@ async function buildModel(textModel: string, config: MoreConfigInput, seed: numb
 export async function runMainJob(options: MainJobOptions = {}): Promise<MainJobSummary> {
   const startedAt = new Date();
   const settings = {
-    outDir: options.outDir ?? path.resolve(__dirname, '..', '..', 'runs', startedAt.toISOString().replace(/[:.]/g, '-')),
-    dataRoot: options.dataRoot ?? path.resolve(__dirname, '..', '..', 'data', 'samples'),
+    outDir: options.outDir ?? path.join(repositoryRoot(), 'runs', startedAt.toISOString().replace(/[:.]/g, '-')),
+    dataRoot: options.dataRoot ?? DEFAULT_SAMPLE_ROOT,
     textModel: options.textModel ?? DEFAULT_TEXT_MODEL,
     ecgReportStyle: options.ecgReportStyle ?? 'statements',
     epochs: options.epochs ?? 6,
@@ -158,6 +168,9 @@ export async function runMainJob(options: MainJobOptions = {}): Promise<MainJobS
     log.info(`model: ${parameters.total} values, ${parameters.trainable} trainable`);
 
     // Training: all training samples, validation loss on the held-out ones (no early stopping by default).
+    const trainCount = split('train').length;
+    const batchSize = Math.min(settings.batchSize, trainCount);
+    if (batchSize < settings.batchSize) log.warn(`only ${trainCount} training samples: batch size lowered from ${settings.batchSize} to ${batchSize}`);
     const trainStarted = Date.now();
     const result = await fit(moreTrainingModel(model), {
       train: new PreparedBatchSource(split('train'), true),
@@ -166,7 +179,7 @@ export async function runMainJob(options: MainJobOptions = {}): Promise<MainJobS
       runDir: path.join(settings.outDir, 'training'),
       resume: true,
       maxEpochs: settings.epochs,
-      batchSize: settings.batchSize,
+      batchSize,
       lr: settings.lr,
       t0: settings.epochs,
       etaMin: settings.lr / 10,
@@ -202,7 +215,7 @@ export async function runMainJob(options: MainJobOptions = {}): Promise<MainJobS
     saveMainJobCheckpoint(checkpoint, model, settings.textModel, settings.maxTextLength);
     const historyFile = path.join(settings.outDir, 'history.json');
     writeFileAtomic(historyFile, `${JSON.stringify(result.history, null, 2)}\n`);
-    const trainSamplesSeen = result.history.length * Math.floor(split('train').length / settings.batchSize) * settings.batchSize;
+    const trainSamplesSeen = result.history.length * Math.floor(trainCount / batchSize) * batchSize;
     const summary: MainJobSummary = {
       createdAt: startedAt.toISOString(),
       backend: { name: backend.name, device: backend.device },
@@ -227,6 +240,9 @@ export async function runMainJob(options: MainJobOptions = {}): Promise<MainJobS
         polarityWarnings: zeroShot.polarityWarnings.map((warning) => warning.message),
         prompts: zeroShot.prompts,
         records: heldOutEcg.length,
+        classes: [...PTBXL_SUPERCLASSES],
+        scores: zeroShot.scores,
+        labels: ecgLabels(heldOutEcg),
       },
       retrieval,
       ecgLinearProbe: probe,

@@ -29,6 +29,23 @@ function excerpt(item: PreparedSample, length = 160): string {
 }
 
 /**
+ * Returns the text each token adds to the decoded report, spaces included,
+ * so the tokens read as the report when drawn side by side (a WordPiece
+ * `##ray` continues its word; a new word starts with a space). Where decoding
+ * a longer prefix rewrites earlier text, the token's own decoding is used.
+ */
+export function displayTokens(tokenizer: ReportTokenizer, ids: readonly number[]): string[] {
+  const tokens: string[] = [];
+  let previous = '';
+  for (let i = 0; i < ids.length; i++) {
+    const text = tokenizer.decode(ids.slice(0, i + 1), false);
+    tokens.push(text.startsWith(previous) ? text.slice(previous.length) : tokenizer.decode([ids[i]], false));
+    previous = text;
+  }
+  return tokens;
+}
+
+/**
  * Explains one sample (its X-ray or its ECG, and its report) with gradient
  * weighted attention relevance and returns the extension's bundle. Special
  * tokens (those the tokenizer drops when decoding) are left out of the report view.
@@ -37,7 +54,7 @@ export function explanationBundle(model: MoreModel, tokenizer: ReportTokenizer, 
   const batch = buildMoreBatch([item]);
   try {
     const ids = item.inputIds;
-    const tokens = ids.map((id) => tokenizer.decode([id], false));
+    const tokens = displayTokens(tokenizer, ids);
     const specialTokens = ids.map((id) => tokenizer.decode([id], true).trim() === '');
     const explanation = explainMoreSample(model, {
       image: item.xray !== undefined ? batch.images : undefined,

@@ -10,6 +10,7 @@ import { buildSampleCorpus } from '../../src/run/corpus';
 import { prepareSamples } from '../../src/run/data';
 import { embedSamples, retrievalFigures } from '../../src/run/evaluate';
 import { runMainJob, type MainJobSummary } from '../../src/run/main';
+import { executeReportNotebook } from '../../src/run/report';
 import { formatSummaryTable } from '../../src/run/table';
 import { silentProgress } from '../../src/util/progress';
 import { makeTinyTextModel, TEST_MODEL } from './helpers';
@@ -87,6 +88,30 @@ describe('run/main', function () {
     assert.match(table, /12 ECG \+ 12 X-ray training samples/);
     assert.match(table, /zero-shot PTB-XL superclass AUROC \(12 records\)/);
     assert.match(table, /R@1 \S+ \(chance 0\.083\)/);
+  });
+
+  it('executes the report notebook through the kernel', () => {
+    const report = executeReportNotebook(outDir, { timeoutSeconds: 300 });
+    const notebook = JSON.parse(fs.readFileSync(report.notebook, 'utf8'));
+    const mimeTypes = new Set<string>();
+    for (const cell of notebook.cells) {
+      for (const output of cell.outputs ?? []) {
+        assert.notStrictEqual(output.output_type, 'error', JSON.stringify(output).slice(0, 400));
+        for (const type of Object.keys(output.data ?? {})) mimeTypes.add(type);
+      }
+    }
+    for (const type of [
+      'application/vnd.vegalite.v5+json',
+      'application/vnd.more-ts.explanation.v1+json',
+      'application/vnd.more-ts.retrieval.v1+json',
+      'image/png',
+      'text/plain',
+    ]) {
+      assert.ok(mimeTypes.has(type), `no ${type} output; saw ${[...mimeTypes].join(', ')}`);
+    }
+    const html = fs.readFileSync(report.html, 'utf8');
+    assert.match(html, /MoRE main job: report/);
+    assert.match(html, /figures below come from small samples/);
   });
 
   it('rejects a missing text encoder folder', async () => {
