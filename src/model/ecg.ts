@@ -9,7 +9,7 @@
 import * as tf from '@tensorflow/tfjs';
 
 import { type EcgConfig, ecgTokenCount, validateEcgConfig } from './config';
-import { BatchNorm1d } from './layers';
+import { BatchNorm1d, nextInitialisationSeed } from './layers';
 import { Module } from './module';
 import type { EncoderForwardOptions, EncoderOutput, SignalEncoder } from './types';
 import { type EncoderBuildOptions, VitTrunk } from './vit';
@@ -23,8 +23,8 @@ export class Conv1d extends Module {
     super();
     // PyTorch's default bound: uniform in +-1 / sqrt(fan_in) for both weight and bias.
     const bound = 1 / Math.sqrt(inChannels * kernel);
-    this.weight = this.addWeight('weight', tf.randomUniform([outChannels, inChannels, kernel], -bound, bound) as tf.Tensor3D);
-    this.bias = this.addWeight('bias', tf.randomUniform([outChannels], -bound, bound) as tf.Tensor1D);
+    this.weight = this.addWeight('weight', tf.randomUniform([outChannels, inChannels, kernel], -bound, bound, 'float32', nextInitialisationSeed()) as tf.Tensor3D);
+    this.bias = this.addWeight('bias', tf.randomUniform([outChannels], -bound, bound, 'float32', nextInitialisationSeed()) as tf.Tensor1D);
   }
 
   /** Convolves [B, L, in] (channels last) into [B, L', out] without padding. */

@@ -5,6 +5,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 
+import { Rng } from '../util/rng';
 import { Module } from './module';
 
 /**
@@ -13,7 +14,29 @@ import { Module } from './module';
  * weights differ slightly in distribution (loaded weights are unaffected).
  */
 export function truncatedNormal(shape: number[], std: number): tf.Tensor {
-  return tf.truncatedNormal(shape, 0, std);
+  return tf.truncatedNormal(shape, 0, std, 'float32', nextInitialisationSeed());
+}
+
+let initialisation: Rng | undefined;
+
+/**
+ * Builds modules with every fresh weight drawn from `seed`, so two models
+ * built with one seed start from the same weights. Outside such a call the
+ * initialisers take TensorFlow.js's own unseeded random numbers.
+ */
+export function withInitialisationSeed<T>(seed: number, build: () => T): T {
+  const previous = initialisation;
+  initialisation = new Rng(seed);
+  try {
+    return build();
+  } finally {
+    initialisation = previous;
+  }
+}
+
+/** Returns the seed of the next random initialiser, or undefined outside {@link withInitialisationSeed}. */
+export function nextInitialisationSeed(): number | undefined {
+  return initialisation?.nextUint32();
 }
 
 const INV_SQRT_2PI = 1 / Math.sqrt(2 * Math.PI);

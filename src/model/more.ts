@@ -15,6 +15,7 @@ import { getLogger } from '../util/log';
 import { type MoreConfig, type MoreConfigInput, resolveMoreConfig } from './config';
 import { EcgEncoder } from './ecg';
 import { ProjectionHead } from './heads';
+import { withInitialisationSeed } from './layers';
 import { Temperature, moreLoss } from './loss';
 import { loadInto } from './module';
 import type {
@@ -69,12 +70,20 @@ export class MoreModel implements MoreModelApi {
       throw new Error(`Text encoder width ${text.width} does not match textHead.inputDim ${this.config.textHead.inputDim}`);
     }
     const seed = options.seed ?? 0;
-    this.image = new VisionTransformer(this.config.image, { seed });
-    this.ecg = new EcgEncoder(this.config.ecg, { seed: seed + 1 });
+    // The seed fixes the fresh weights as well as the DropKey masks.
+    const parts = withInitialisationSeed(seed, () => ({
+      image: new VisionTransformer(this.config.image, { seed }),
+      ecg: new EcgEncoder(this.config.ecg, { seed: seed + 1 }),
+      imageHead: new ProjectionHead(this.config.imageHead),
+      ecgHead: new ProjectionHead(this.config.ecgHead),
+      textHead: new ProjectionHead(this.config.textHead),
+    }));
+    this.image = parts.image;
+    this.ecg = parts.ecg;
     this.text = text;
-    this.imageHead = new ProjectionHead(this.config.imageHead);
-    this.ecgHead = new ProjectionHead(this.config.ecgHead);
-    this.textHead = new ProjectionHead(this.config.textHead);
+    this.imageHead = parts.imageHead;
+    this.ecgHead = parts.ecgHead;
+    this.textHead = parts.textHead;
     this.temperature = new Temperature(this.config.temperature);
     log.info(
       `MoRE model built: image ${this.image.parameterCount()} parameters, ECG ${this.ecg.parameterCount()}, ` +

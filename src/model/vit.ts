@@ -13,7 +13,7 @@ import * as tf from '@tensorflow/tfjs';
 
 import { Rng } from '../util/rng';
 import { type TrunkConfig, type VitConfig, validateVitConfig } from './config';
-import { type CustomGradient, LayerNorm, Linear, gelu, truncatedNormal } from './layers';
+import { type CustomGradient, LayerNorm, Linear, gelu, nextInitialisationSeed, truncatedNormal } from './layers';
 import { Module } from './module';
 import type { EncoderForwardOptions, EncoderOutput, ImageEncoder } from './types';
 
@@ -187,7 +187,7 @@ export abstract class VitTrunk extends Module {
   protected constructor(readonly trunk: TrunkConfig, readonly tokenCount: number, options: EncoderBuildOptions) {
     super();
     this.rng = new Rng(options.seed ?? 0);
-    this.clsToken = this.addWeight('cls_token', tf.tidy(() => tf.mul(tf.randomNormal([1, 1, trunk.width]), 1e-6)) as tf.Tensor3D);
+    this.clsToken = this.addWeight('cls_token', tf.tidy(() => tf.mul(tf.randomNormal([1, 1, trunk.width], 0, 1, 'float32', nextInitialisationSeed()), 1e-6)) as tf.Tensor3D);
     this.posEmbed = this.addWeight('pos_embed', truncatedNormal([1, tokenCount + 1, trunk.width], 0.02) as tf.Tensor3D);
     for (let index = 0; index < trunk.depth; index++) {
       this.blocks.push(this.addChild(`blocks.${index}`, new Block(trunk)));

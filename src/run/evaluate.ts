@@ -7,6 +7,7 @@
 import * as tf from '@tensorflow/tfjs';
 
 import type { ReportTokenizer } from '../datasets/tokenizer';
+import { withInitialisationSeed } from '../model/layers';
 import type { MoreModel } from '../model/more';
 import type { MultilabelReport } from '../tasks/metrics';
 import { ProbeHead, type ProbeSplit, evaluateProbe, trainProbe } from '../tasks/probe';
@@ -118,7 +119,9 @@ export async function compareEcgProbes(
   for (const model of [trainedModel, randomModel]) {
     const trainSplit = probeSplit(embedSamples(model, train.items).features, train.labels);
     const testSplit = probeSplit(embedSamples(model, test.items).features, test.labels);
-    const head = new ProbeHead({ kind: 'multilabel', classes: PTBXL_SUPERCLASSES.length, branches: ['ecg'] }, { ecg: model.ecgHead });
+    // Both probes start from the same classifier weights, so only the encoder differs.
+    const head = withInitialisationSeed(options.seed, () =>
+      new ProbeHead({ kind: 'multilabel', classes: PTBXL_SUPERCLASSES.length, branches: ['ecg'] }, { ecg: model.ecgHead }));
     try {
       await trainProbe(head, { train: trainSplit, validation: testSplit }, {
         lr: 1e-3, batchSize: 32, maxEpochs: options.epochs, patience: options.epochs + 1, restoreBest: false,

@@ -139,3 +139,29 @@ describe('MoreModel', () => {
     model.dispose();
   });
 });
+
+describe('model/more seeding', () => {
+  it('builds the same weights from the same seed', () => {
+    const build = (seed: number) => new MoreModel(
+      { preset: 'tiny', image: { imageSize: 32 }, ecg: { samples: 50 } },
+      new TransformerTextEncoder(textPreset('tiny'), { seed }),
+      { seed },
+    );
+    const [first, second, other] = [build(5), build(5), build(6)];
+    try {
+      const a = first.namedWeights();
+      const b = second.namedWeights();
+      const c = other.namedWeights();
+      let differs = false;
+      for (const [name, variable] of a) {
+        assert.deepStrictEqual(Array.from(variable.dataSync()), Array.from(b.get(name)!.dataSync()), name);
+        if (name.startsWith('xray_model.') && variable.size > 1) {
+          differs ||= Array.from(variable.dataSync()).some((v, i) => v !== c.get(name)!.dataSync()[i]);
+        }
+      }
+      assert.ok(differs, 'a different seed gave the same X-ray weights');
+    } finally {
+      [first, second, other].forEach((model) => model.dispose());
+    }
+  });
+});
