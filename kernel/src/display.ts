@@ -5,9 +5,13 @@
  * The `show*` helpers return nothing, so a call on a cell's last line prints
  * no value; `displayBundle` returns a handle for updating the output.
  */
+import { spawnSync } from 'child_process';
 import { randomBytes } from 'crypto';
+import * as path from 'path';
 
 import type { BackendInfo } from '../../src/backend';
+import { getLogger } from '../../src/util/log';
+import { repositoryRoot } from '../../src/util/repository';
 import { DisplayWriter, getDisplayWriter, MimeBundle } from './output';
 
 export const VEGA_LITE_MIME_TYPE = 'application/vnd.vegalite.v5+json';
@@ -121,17 +125,40 @@ export function summarizeVegaLite(spec: VegaLiteSpec | Record<string, unknown>):
   return views.length > 0 ? `${head}: ${views.join('; ')}` : head;
 }
 
+const RENDER_SCRIPT = path.join(repositoryRoot(), 'scripts', 'render-vegalite.js');
+const log = getLogger('kernel.display');
+
 /**
- * Shows a Vega-Lite v5 chart. The bundle carries the spec and a text summary.
- * NOTE: There is no image/png fallback, because rendering Vega-Lite to pixels
- * needs a browser or a canvas library that the kernel does not ship.
+ * Renders a Vega-Lite v5 spec to PNG bytes in a child process (vega-lite,
+ * vega and sharp; see scripts/render-vegalite.js), or returns undefined with
+ * a logged warning when rendering fails, so a chart never fails its cell.
+ */
+export function renderVegaLitePng(spec: Record<string, unknown>, scale = 2): Buffer | undefined {
+  const result = spawnSync(process.execPath, [RENDER_SCRIPT, String(scale)], {
+    input: JSON.stringify(spec), maxBuffer: 64 * 1024 * 1024, timeout: 60000,
+  });
+  if (result.status !== 0) {
+    const reason = result.error?.message ?? result.stderr.toString('utf8').trim();
+    log.warn(`chart shown without its PNG form: rendering failed (${reason})`);
+    return undefined;
+  }
+  return result.stdout;
+}
+
+/**
+ * Shows a Vega-Lite v5 chart. The bundle carries the spec, a text summary
+ * and a PNG rendering for viewers without a Vega-Lite renderer (GitHub,
+ * nbconvert's HTML export).
  */
 export function showVegaLite(spec: VegaLiteSpec | Record<string, unknown>): void {
   const full: Record<string, unknown> = { $schema: VEGA_LITE_SCHEMA, ...spec };
   if (full.$schema !== VEGA_LITE_SCHEMA && !String(full.$schema).includes('vega-lite/v5')) {
     throw new Error(`showVegaLite renders Vega-Lite v5 specs; got $schema "${full.$schema}"`);
   }
-  displayBundle({ [VEGA_LITE_MIME_TYPE]: full, 'text/plain': summarizeVegaLite(full) });
+  const bundle: MimeBundle = { [VEGA_LITE_MIME_TYPE]: full, 'text/plain': summarizeVegaLite(full) };
+  const png = renderVegaLitePng(full);
+  if (png !== undefined) bundle['image/png'] = png.toString('base64');
+  displayBundle(bundle);
 }
 
 // ---------------------------------------------------------------------------

@@ -242,6 +242,10 @@ nb.showRetrieval({ version: 1, query: { modality: 'report', text: 'pleural effus
 
     assert.ok(VEGA_LITE_MIME in chart);
     assert.equal(chart['text/plain'], 'Vega-Lite chart "line", 2 data rows: line (x=x, y=y)');
+    // The chart's PNG form: a real PNG whose size fits the default 200 x 200 view at scale 2.
+    const chartPng = Buffer.from(String(chart['image/png']), 'base64');
+    assert.deepEqual([...chartPng.subarray(1, 4)].map((b) => String.fromCharCode(b)).join(''), 'PNG');
+    assert.ok(chartPng.readUInt32BE(16) > 400 && chartPng.readUInt32BE(20) > 400, `PNG ${chartPng.readUInt32BE(16)} x ${chartPng.readUInt32BE(20)}`);
 
     const png = Buffer.from(String(image['image/png']), 'base64');
     assert.equal(png.subarray(1, 4).toString('latin1'), 'PNG');
