@@ -6,6 +6,7 @@
 import * as path from 'path';
 import { parseArgs } from 'util';
 
+import { positiveIntegerOption } from '../util/args';
 import { ECG_REPORT_STYLES, type EcgReportStyle } from './ecg_samples';
 import { runMainJob, type MainJobSummary } from './main';
 import { executeReportNotebook } from './report';
@@ -24,13 +25,6 @@ const USAGE = `usage: npm start -- [options]
   --limit N               at most N samples per modality and split, for a quick smoke run
   --seed N                random seed (default 0)
   --no-notebook           skip the executed report notebook`;
-
-function positiveInteger(name: string, value: string | undefined): number | undefined {
-  if (value === undefined) return undefined;
-  const number = Number(value);
-  if (!Number.isInteger(number) || number < 1) throw new Error(`Invalid --${name} "${value}": expected a positive integer`);
-  return number;
-}
 
 async function main(): Promise<void> {
   const { values } = parseArgs({
@@ -59,12 +53,12 @@ async function main(): Promise<void> {
     dataRoot: values.data,
     textModel: values['text-model'],
     ecgReportStyle: style as EcgReportStyle | undefined,
-    epochs: positiveInteger('epochs', values.epochs),
-    batchSize: positiveInteger('batch-size', values['batch-size']),
+    epochs: positiveIntegerOption('epochs', values.epochs),
+    batchSize: positiveIntegerOption('batch-size', values['batch-size']),
     lr,
-    maxTextLength: positiveInteger('max-text-length', values['max-text-length']),
-    probeEpochs: positiveInteger('probe-epochs', values['probe-epochs']),
-    limit: positiveInteger('limit', values.limit),
+    maxTextLength: positiveIntegerOption('max-text-length', values['max-text-length']),
+    probeEpochs: positiveIntegerOption('probe-epochs', values['probe-epochs']),
+    limit: positiveIntegerOption('limit', values.limit),
     seed,
   });
   console.log(formatSummaryTable(summary));

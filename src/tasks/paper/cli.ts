@@ -7,6 +7,7 @@
 import { parseArgs } from 'util';
 
 import { initBackend } from '../../backend';
+import { positiveIntegerOption } from '../../util/args';
 import { TerminalProgress } from '../../util/progress';
 import { runPaperTables } from './runner';
 
@@ -24,13 +25,6 @@ const USAGE = `usage: npm run paper-tables -- --checkpoint DIR [datasets] [optio
   --chexpert-policy P     uncertain CheXpert labels as ones or zeros (default zeros)
   --save-scores           keep the scores behind every figure in the JSON
   --seed N                random seed (default 0)`;
-
-function positiveInteger(name: string, value: string | undefined): number | undefined {
-  if (value === undefined) return undefined;
-  const number = Number(value);
-  if (!Number.isInteger(number) || number < 1) throw new Error(`Invalid --${name} "${value}": expected a positive integer`);
-  return number;
-}
 
 async function main(): Promise<void> {
   const { values } = parseArgs({
@@ -52,7 +46,7 @@ async function main(): Promise<void> {
   }
   const seed = values.seed === undefined ? undefined : Number(values.seed);
   if (seed !== undefined && !Number.isInteger(seed)) throw new Error(`Invalid --seed "${values.seed}": expected an integer`);
-  const probeEpochs = positiveInteger('probe-epochs', values['probe-epochs']);
+  const probeEpochs = positiveIntegerOption('probe-epochs', values['probe-epochs']);
 
   await initBackend();
   const result = await runPaperTables({
@@ -64,7 +58,7 @@ async function main(): Promise<void> {
     mimicEcg: values['mimic-ecg'],
     samples: values.samples ?? false,
     out: values.out,
-    limit: positiveInteger('limit', values.limit),
+    limit: positiveIntegerOption('limit', values.limit),
     probe: probeEpochs === undefined ? undefined : { maxEpochs: probeEpochs },
     chexpertPolicy: policy as 'ones' | 'zeros' | undefined,
     saveScores: values['save-scores'] ?? false,
