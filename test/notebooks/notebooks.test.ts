@@ -50,6 +50,11 @@ function assertTensorCountFlat(outputs: OutputSummary[], pattern: RegExp): void 
   assert.equal(Number(match[2]), Number(match[1]), 'the notebook leaked tensors');
 }
 
+/** Returns everything the notebook wrote to stdout, in order. */
+function stdoutOf(outputs: OutputSummary[]): string {
+  return outputs.filter((o) => o.output_type === 'stream' && o.name === 'stdout').map((o) => o.text).join('');
+}
+
 const EXPECTATIONS: Record<string, Expectation> = {
   'quickstart.ipynb': {
     mimeTypes: [VEGA_LITE_MIME, 'text/html', 'image/png', 'text/plain'],
@@ -57,7 +62,8 @@ const EXPECTATIONS: Record<string, Expectation> = {
     progressLabels: ['matrix products'],
     check(outputs) {
       assertTensorCountFlat(outputs, /tensors before: (\d+), after: (\d+)/);
-      const picture = outputs.find((o) => o.png !== undefined);
+      // Charts carry a PNG too, so the picture is the PNG output that is not a chart.
+      const picture = outputs.find((o) => o.png !== undefined && !o.mime_types.includes(VEGA_LITE_MIME));
       assert.ok(picture);
       assert.deepEqual(picture.png, { width: 64, height: 64, mode: 'RGB' });
       assert.equal(picture.text, 'Relevance overlay: 64 x 64 pixels, 3 channels');
@@ -85,6 +91,84 @@ const EXPECTATIONS: Record<string, Expectation> = {
       const retrieval = outputs.find((o) => o.mime_types.includes(RETRIEVAL_MIME));
       assert.ok(retrieval);
       assert.match(retrieval.text, /^ {2}5\. \S+ \[xray\] cosine similarity /m);
+    },
+  },
+  'zero-shot.ipynb': {
+    mimeTypes: [VEGA_LITE_MIME, 'text/html', 'text/plain'],
+    charts: 2,
+    progressLabels: ['pre-training'],
+    // Classes that rank below chance are reported as polarity warnings, which the notebook explains.
+    allowedStderr: /^\[more-ts\] WARN /,
+    check(outputs) {
+      const stdout = stdoutOf(outputs);
+      assertTensorCountFlat(outputs, /tensors at the start: (\d+), now: (\d+)/);
+      for (const reduction of ['onePrompt', 'max', 'mean']) assert.match(stdout, new RegExp(`^${reduction}: macro AUROC 0\\.\\d{3}$`, 'm'));
+      assert.match(stdout, /^NORM: "Normal ECG" vs "Abnormal ECG"$/m);
+      assert.match(stdout, /^MI: "Myocardial Infarction" vs "no Myocardial Infarction"$/m);
+      assert.match(stdout, /^NORM with "Abnormal ECG": AUROC 0\.\d{3}$/m);
+      assert.match(stdout, /^Pleural Effusion:$/m);
+      assert.ok(outputs.some((o) => o.text.startsWith('shape: (6, 7)')), 'the paired-prompt probability table is missing');
+      const rocCharts = outputs.filter((o) => o.mime_types.includes(VEGA_LITE_MIME) && o.text.includes('Zero-shot PTB-XL superclasses'));
+      assert.equal(rocCharts.length, 2);
+    },
+  },
+  'retrieval.ipynb': {
+    mimeTypes: [RETRIEVAL_MIME, 'text/html', 'text/plain'],
+    charts: 0,
+    progressLabels: ['pre-training'],
+    allowedStderr: /^\[more-ts\] WARN /,
+    check(outputs) {
+      const stdout = stdoutOf(outputs);
+      assertTensorCountFlat(outputs, /tensors at the start: (\d+), now: (\d+)/);
+      const table = outputs.find((o) => o.text.startsWith('shape: (4, 11)'));
+      assert.ok(table, 'the retrieval figures table is missing');
+      assert.match(table.text, /report -> X-ray \+ ECG/);
+      assert.match(stdout, /identical top-10 rankings for all 32 queries: true$/m);
+      // The tie rule on the toy index: equal scores in gallery order, the repeated id once at its best entry.
+      assert.match(stdout, /^1\. first score 1\.000 \(gallery entry 0\)\n+2\. third score 1\.000 \(gallery entry 2\)\n+3\. twice score 1\.000 \(gallery entry 3\)\n+4\. other score 0\.600 \(gallery entry 4\)$/m);
+      const views = outputs.filter((o) => o.mime_types.includes(RETRIEVAL_MIME));
+      assert.equal(views.length, 2);
+      assert.match(views[0].text, /^ {2}5\. \S+ \[xray\] cosine similarity /m);
+      assert.match(views[1].text, /Report -> X-ray \+ ECG over 32 held-out samples/);
+    },
+  },
+  'explanations.ipynb': {
+    mimeTypes: [EXPLANATION_MIME, VEGA_LITE_MIME, 'image/png', 'text/html', 'text/plain'],
+    charts: 1,
+    progressLabels: ['pre-training'],
+    allowedStderr: /^\[more-ts\] WARN /,
+    check(outputs) {
+      assertTensorCountFlat(outputs, /tensors at the start: (\d+), now: (\d+)/);
+      const explanations = outputs.filter((o) => o.mime_types.includes(EXPLANATION_MIME));
+      assert.equal(explanations.length, 2);
+      assert.deepEqual(explanations[0].png, { width: 224, height: 224, mode: 'RGB' });
+      assert.match(explanations[0].text, /X-ray 224 x 224, relevance per patch \(grid 7 x 7\)/);
+      assert.match(explanations[1].text, /ECG 12 leads at 100 Hz, 1000 samples/);
+      const plot = outputs.find((o) => o.mime_types.includes(VEGA_LITE_MIME));
+      assert.ok(plot);
+      assert.match(plot.text, /12000 data rows: rule \(x=time, color=relevance\); line \(x=time, y=value\)/);
+      const deletion = outputs.find((o) => o.text.startsWith('shape: (2, 6)'));
+      assert.ok(deletion, 'the deletion test table is missing');
+      assert.match(deletion.text, /5 of 49 patches/);
+      assert.match(deletion.text, /100 of 1000 samples/);
+    },
+  },
+  'paper-tables.ipynb': {
+    mimeTypes: ['text/html', 'text/plain'],
+    charts: 0,
+    progressLabels: ['pre-training'],
+    allowedStderr: /^\[more-ts\] WARN /,
+    check(outputs) {
+      const stdout = stdoutOf(outputs);
+      assertTensorCountFlat(outputs, /tensors at the start: (\d+), now: (\d+)/);
+      assert.match(stdout, /^sample data: true; written to paper-tables\.json$/m);
+      assert.match(stdout, /^SAMPLE DATA: /m);
+      assert.match(stdout, /^### ECG zero-shot AUROC \(%\)$/m);
+      assert.match(stdout, /^\| more-ts \(this run\) \| \d+\.\d \| SAMPLE DATA, not comparable to published figures: /m);
+      assert.match(stdout, /^\| MERL \| 75\.2 \| published; mean over six ECG datasets \|$/m);
+      const figures = outputs.find((o) => /^shape: \(\d+, 4\)/.test(o.text) && o.text.includes('not run: no data given'));
+      assert.ok(figures, 'the table of our figures is missing');
+      assert.ok(outputs.some((o) => o.text.startsWith('shape: (15, 4)')), 'the peer figures table is missing');
     },
   },
   'contrastive-learning.ipynb': {
