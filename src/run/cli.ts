@@ -17,7 +17,7 @@ const USAGE = `usage: npm start -- [options]
   --data DIR              sample data folder (default data/samples)
   --text-model DIR        Hugging Face BERT/RoBERTa folder (default all-MiniLM-L6-v2 from the set-up)
   --ecg-reports STYLE     statements (English, from SCP statements) or free-text (PTB-XL reports)
-  --epochs N              pre-training epochs (default 6)
+  --epochs N              pre-training epochs (default 12)
   --batch-size N          samples per batch (default 32)
   --lr X                  peak learning rate (default 3e-4)
   --max-text-length N     tokens per report (default 64)

@@ -133,7 +133,7 @@ export async function runMainJob(options: MainJobOptions = {}): Promise<MainJobS
     dataRoot: options.dataRoot ?? DEFAULT_SAMPLE_ROOT,
     textModel: options.textModel ?? DEFAULT_TEXT_MODEL,
     ecgReportStyle: options.ecgReportStyle ?? 'statements',
-    epochs: options.epochs ?? 6,
+    epochs: options.epochs ?? 12,
     batchSize: options.batchSize ?? 32,
     lr: options.lr ?? 3e-4,
     maxTextLength: options.maxTextLength ?? 64,
