@@ -460,9 +460,9 @@ export async function runPaperTables(options: PaperTablesOptions): Promise<Paper
         });
       } else {
         const skipped: SkipCounts = {};
-        const set = sampleXrayRetrievalSet(sources.samples as string, skipped);
+        const set = limit(sampleXrayRetrievalSet(sources.samples as string, skipped), 4);
         await retrieval(result, 'xray', set, {
-          kind: kindOf(sources.samples as string), description: 'NIH and Hannover sample X-rays with notes written from their labels', skipped,
+          kind: kindOf(sources.samples as string), description: `NIH and Hannover sample X-rays with notes written from their labels${limitNote}`, skipped,
         });
       }
     });
