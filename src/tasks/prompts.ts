@@ -35,7 +35,7 @@ export const CHEXPERT_PROMPT_PHRASES: Record<string, PromptPhrases> = {
   },
   Cardiomegaly: {
     severity: ['', 'mild', 'moderate', 'marked', 'borderline', 'stable', 'progressive'],
-    subtype: ['cardiomegaly', 'cardiac enlargement', 'enlargement of the cardiac silhouette', 'an enlarged heart'],
+    subtype: ['cardiomegaly', 'cardiac enlargement', 'enlargement of the cardiac silhouette', 'enlarged heart'],
     location: ['', 'involving the left ventricle', 'involving the left atrium', 'involving the right heart',
       'involving all chambers'],
   },
