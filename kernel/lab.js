@@ -26,10 +26,14 @@ if (!fs.existsSync(extension)) {
 }
 
 const extra = process.argv.slice(2);
-for (const arg of extra) {
-  const match = /^--(?:ServerApp\.)?ip=(.*)$/.exec(arg);
-  if (match && !LOOPBACK.has(match[1])) fail(`JupyterLab binds only to 127.0.0.1 here; got ${arg}`);
-}
+// Both `--ip=ADDRESS` and `--ip ADDRESS` (traitlets accepts either form) must name a loopback address.
+extra.forEach((arg, index) => {
+  const joined = /^--(?:ServerApp\.)?ip=(.*)$/.exec(arg);
+  const separate = /^--(?:ServerApp\.)?ip$/.test(arg) ? extra[index + 1] : undefined;
+  const address = joined ? joined[1] : separate;
+  if (address !== undefined && !LOOPBACK.has(address)) fail(`JupyterLab binds only to 127.0.0.1 here; got ${arg} ${separate ?? ''}`.trim());
+  if (/^--(?:ServerApp\.)?ip$/.test(arg) && separate === undefined) fail(`${arg} needs an address`);
+});
 
 // Jupyter rejects a second root folder option, so a root folder given by the caller replaces ours.
 const callerSetsRoot = extra.some((arg) => /^--(?:ServerApp\.root_dir|notebook-dir)(?:=|$)/.test(arg));

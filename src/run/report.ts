@@ -19,14 +19,20 @@ const REPOSITORY = repositoryRoot();
 const EXECUTOR = path.join(REPOSITORY, 'scripts', 'notebook', 'execute.py');
 const VENV_PYTHON = path.join(REPOSITORY, '.venv', 'bin', 'python');
 
-/** Turns an epoch history into the records the training-curve plots take. */
-export function historyToTrainingRecords(history: EpochRecord[]): TrainingRecord[] {
+/**
+ * Turns an epoch history into the records the training-curve plots take.
+ * An epoch record stores the learning rate after that epoch's schedule step,
+ * so the rate an epoch trained at is the previous record's, or `peakLr` for
+ * the first epoch.
+ */
+export function historyToTrainingRecords(history: EpochRecord[], peakLr: number): TrainingRecord[] {
   const records: TrainingRecord[] = [];
-  for (const epoch of history) {
+  history.forEach((epoch, index) => {
     const step = epoch.epoch + 1;
-    records.push({ step, split: 'train', loss: epoch.trainLoss, learningRate: epoch.lr });
+    const learningRate = index === 0 ? peakLr : history[index - 1].lr;
+    records.push({ step, split: 'train', loss: epoch.trainLoss, learningRate });
     if (epoch.validationLoss !== null) records.push({ step, split: 'held-out', loss: epoch.validationLoss });
-  }
+  });
   return records;
 }
 
@@ -61,7 +67,7 @@ Contrastive loss per epoch on the training samples and on the held-out samples, 
   },
   {
     kind: 'code',
-    source: `nb.showVegaLite(more.viz.trainingCurvesSpec(more.run.historyToTrainingRecords(summary.training.epochs), { title: 'Pre-training' }));`,
+    source: `nb.showVegaLite(more.viz.trainingCurvesSpec(more.run.historyToTrainingRecords(summary.training.epochs, summary.settings.lr), { title: 'Pre-training' }));`,
   },
   {
     kind: 'markdown',
