@@ -403,7 +403,9 @@ export async function runPaperTables(options: PaperTablesOptions): Promise<Paper
         description = `CheXpert train, up to ${perClass} images with exactly one positive competition label per class`;
       } else {
         set = sampleXrayZeroShotSet(sources.samples as string, skipped);
-        description = 'NIH ChestX-ray14 sample images, their finding labels as the competition labels';
+        // NOTE: the sample X-rays are not split here, so these include images a main-job checkpoint trained on.
+        description = 'NIH ChestX-ray14 sample images, their finding labels as the competition labels; ' +
+          'includes images the main job trains on, so the figure is not a held-out one';
       }
       if (set.files.length === 0) throw new Error('no X-ray with a usable label');
       result.data = { kind: kindOf(sources.chexpert ?? (sources.samples as string)), description, testSize: set.files.length, skipped };
@@ -462,7 +464,8 @@ export async function runPaperTables(options: PaperTablesOptions): Promise<Paper
         const skipped: SkipCounts = {};
         const set = limit(sampleXrayRetrievalSet(sources.samples as string, skipped), 4);
         await retrieval(result, 'xray', set, {
-          kind: kindOf(sources.samples as string), description: `NIH and Hannover sample X-rays with notes written from their labels${limitNote}`, skipped,
+          kind: kindOf(sources.samples as string), description: 'NIH and Hannover sample X-rays with notes written from their labels; includes images the main job ' +
+            `trains on, so the figure is not a held-out one${limitNote}`, skipped,
         });
       }
     });
