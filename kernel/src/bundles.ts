@@ -1,7 +1,8 @@
 /**
  * Displays MoRE explanations and retrieval results in the versioned MIME types
  * that the JupyterLab extension renders (src/viz/mime.ts), each with a text
- * summary and, where the bundle has an X-ray, a PNG of the relevance overlay.
+ * summary and a PNG: the relevance overlay where the bundle has an X-ray,
+ * otherwise the ECG plot with its relevance band.
  */
 import sharp from 'sharp';
 
@@ -9,7 +10,8 @@ import {
   EXPLANATION_MIME_TYPE, ExplanationBundle, GrayscaleImage, RETRIEVAL_MIME_TYPE, RetrievalBundle,
   validateExplanationBundle, validateRetrievalBundle,
 } from '../../src/viz/mime';
-import { displayBundle } from './display';
+import { ecgPlotSpec } from '../../src/viz/specs';
+import { displayBundle, renderVegaLitePng } from './display';
 import { encodePng, heatmapOverlay, RawImage } from './images';
 import { MimeBundle } from './output';
 
@@ -70,9 +72,21 @@ export async function renderXrayOverlay(bundle: ExplanationBundle): Promise<Buff
 export async function showExplanation(bundle: ExplanationBundle): Promise<void> {
   const valid = validateExplanationBundle(bundle);
   const data: MimeBundle = { [EXPLANATION_MIME_TYPE]: valid, 'text/plain': summarizeExplanation(valid) };
-  const png = await renderXrayOverlay(valid);
+  const png = (await renderXrayOverlay(valid)) ?? renderEcgRelevance(valid);
   if (png !== undefined) data['image/png'] = png.toString('base64');
   displayBundle(data);
+}
+
+/**
+ * Draws the ECG part of an explanation as a 12-panel plot with its relevance
+ * band, when the relevance is one row per sample shared by all leads (the
+ * layout the ECG explanations produce); returns undefined otherwise.
+ */
+export function renderEcgRelevance(bundle: ExplanationBundle): Buffer | undefined {
+  const ecg = bundle.ecg;
+  if (ecg === undefined || ecg.relevance.length !== 1 || ecg.relevance[0].length !== ecg.signals[0].length) return undefined;
+  const spec = ecgPlotSpec(ecg.signals, ecg.leads, ecg.sampleRateHz, { relevance: ecg.relevance[0], title: bundle.title });
+  return renderVegaLitePng(spec as unknown as Record<string, unknown>, 1);
 }
 
 /** Summarises a retrieval result list as text, one line per rank. */

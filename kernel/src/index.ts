@@ -9,7 +9,7 @@ export {
 export type { DisplayOptions, VegaLiteSpec, VegaLiteChannel, TabularFrame } from './display';
 export { encodePng, showImage, heatmapOverlay, heatColor } from './images';
 export type { RawImage, HeatmapOverlayOptions } from './images';
-export { showExplanation, showRetrieval, summarizeExplanation, summarizeRetrieval, renderXrayOverlay, decodeGrayscale } from './bundles';
+export { showExplanation, showRetrieval, summarizeExplanation, summarizeRetrieval, renderXrayOverlay, renderEcgRelevance, decodeGrayscale } from './bundles';
 export { NotebookProgress } from './progress';
 export type { NotebookProgressOptions } from './progress';
 export type { MimeBundle } from './output';
