@@ -1,8 +1,8 @@
 /**
  * Displays MoRE explanations and retrieval results in the versioned MIME types
  * that the JupyterLab extension renders (src/viz/mime.ts), each with a text
- * summary and a PNG: the relevance overlay where the bundle has an X-ray,
- * otherwise the ECG plot with its relevance band.
+ * summary. An explanation also carries a PNG: the relevance overlay where the
+ * bundle has an X-ray, otherwise the ECG plot with its relevance band.
  */
 import sharp from 'sharp';
 
@@ -79,8 +79,8 @@ export async function showExplanation(bundle: ExplanationBundle): Promise<void> 
 
 /**
  * Draws the ECG part of an explanation as a 12-panel plot with its relevance
- * band, when the relevance is one row per sample shared by all leads (the
- * layout the ECG explanations produce); returns undefined otherwise.
+ * band. It needs one relevance row per sample shared by all leads, the layout
+ * that the ECG explanations produce, and returns undefined for any other.
  */
 export function renderEcgRelevance(bundle: ExplanationBundle): Buffer | undefined {
   const ecg = bundle.ecg;

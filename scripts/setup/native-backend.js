@@ -5,10 +5,10 @@
  * `@tensorflow/tfjs-node` normally downloads a prebuilt libtensorflow 2.9.1 and
  * a prebuilt addon from Google's storage host during its install script. Where
  * that host is reachable, this step runs that script. Where it is not, the C
- * library and its headers come from PyPI's TensorFlow wheel (`tensorflow-cpu`,
- * or `tensorflow` with CUDA packages on a machine with an NVIDIA GPU), whose
- * `libtensorflow_cc.so.2` exports the C and eager C APIs the addon calls, and
- * node-gyp compiles the addon against it.
+ * library and its headers come from PyPI's TensorFlow wheel: `tensorflow-cpu`,
+ * or `tensorflow` with CUDA packages on a machine with an NVIDIA GPU. Its
+ * `libtensorflow_cc.so.2` exports the C and eager C APIs that the addon calls,
+ * so node-gyp compiles the addon against it.
  *
  * Everything fetched goes to a cache (`$MORE_TS_CACHE`, default
  * `~/.cache/more-ts`), keyed by the TensorFlow and addon versions, so a

@@ -26,7 +26,7 @@ export interface BackendInfo {
   choice: BackendChoice;
   /** The TensorFlow.js backend name (`tensorflow`, `wasm`, `cpu`). */
   name: string;
-  /** Where the kernels run, for example `GPU (CUDA)`, `CPU (native TensorFlow 2.21.0)` or `CPU (WebAssembly)`. */
+  /** Device the kernels run on, for example `GPU (CUDA)`, `CPU (native TensorFlow 2.21.0)` or `CPU (WebAssembly)`. */
   device: string;
   /** Reasons the routes tried before this one could not be used. */
   skipped: { choice: BackendChoice; reason: string }[];
@@ -42,7 +42,7 @@ interface NativeBackend {
   isUsingGpuDevice: boolean;
 }
 
-/** What the JavaScript routes can do, stated once for both warnings. */
+/** Capabilities of the JavaScript routes, stated once for both warnings. */
 const SLOW_BACKEND_NOTE =
   'The JavaScript backends are one to two orders of magnitude slower than the native one: ' +
   'cpu can train small models, and wasm serves inference only (it lacks kernels that gradients need, such as UnsortedSegmentSum).';
@@ -78,7 +78,7 @@ function builtAddon(packageName: string): string | undefined {
   return undefined;
 }
 
-async function tryNative(packageName: '@tensorflow/tfjs-node' | '@tensorflow/tfjs-node-gpu', wantGpu: boolean): Promise<string> {
+async function tryNative(packageName: '@tensorflow/tfjs-node' | '@tensorflow/tfjs-node-gpu', requireGpu: boolean): Promise<string> {
   // Loading a package registers its kernels under the `tensorflow` backend
   // name, so a package whose addon is missing is never loaded: that would
   // leave a half-registered backend behind for the next route.
@@ -91,7 +91,7 @@ async function tryNative(packageName: '@tensorflow/tfjs-node' | '@tensorflow/tfj
   }
   const backend = tf.backend() as unknown as NativeBackend;
   const version = backend.binding.TF_Version ?? 'unknown';
-  if (wantGpu && !backend.isUsingGpuDevice) {
+  if (requireGpu && !backend.isUsingGpuDevice) {
     throw new Error(`${packageName} loaded but TensorFlow ${version} found no CUDA device`);
   }
   return backend.isUsingGpuDevice ? `GPU (CUDA, native TensorFlow ${version})` : `CPU (native TensorFlow ${version})`;
@@ -153,7 +153,7 @@ async function select(forced: BackendChoice | undefined): Promise<BackendInfo> {
 
 /**
  * Chooses and activates the backend once per process and returns what was
- * chosen. Later calls return the same answer. `MORE_TS_BACKEND` (one of
+ * chosen. Later calls return the same result. `MORE_TS_BACKEND` (one of
  * tensorflow-gpu, tensorflow, wasm, cpu) forces the choice.
  */
 export function initBackend(): Promise<BackendInfo> {

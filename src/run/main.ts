@@ -2,8 +2,8 @@
  * The main job: pre-train a small MoRE on the shipped sample corpus, then
  * evaluate it on held-out samples (PTB-XL folds 9 and 10 and held-out X-ray
  * patients). It writes a checkpoint, the training history and a JSON summary
- * into one run folder and returns the summary; `cli.ts` prints it as a table
- * and renders the report notebook.
+ * into one run folder and returns the summary. `cli.ts` prints the summary as
+ * a table and renders the report notebook.
  */
 import * as fs from 'fs';
 import * as os from 'os';
@@ -43,7 +43,7 @@ export interface MainJobOptions {
   batchSize?: number;
   /** Peak learning rate (default 3e-4: the small encoders train from scratch, unlike the reference's ImageNet ViT). */
   lr?: number;
-  /** Longest report in tokens (default 64: the sample reports are short). */
+  /** Maximum report length in tokens (default 64, because the sample reports are short). */
   maxTextLength?: number;
   /** Encoder size of the X-ray and ECG towers (default {@link SAMPLE_MODEL}). */
   model?: MoreConfigInput;

@@ -3,8 +3,8 @@
  * executed through the more-ts kernel over the Jupyter protocol, and exported
  * to HTML. It shows the figures table, the training curves, the zero-shot ROC
  * curves, an embedding map, one X-ray and one ECG explanation and one
- * retrieval view, the last three as the JupyterLab extension's bundles (with
- * text and PNG forms for other viewers).
+ * retrieval view. The last three are the JupyterLab extension's bundles, with
+ * text and PNG forms for other viewers.
  */
 import { spawnSync } from 'child_process';
 import * as fs from 'fs';

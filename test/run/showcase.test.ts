@@ -49,14 +49,17 @@ describe('run/showcase', function () {
   it('explains an X-ray and an ECG', () => {
     const before = tf.memory().numTensors;
     const xray = validateExplanationBundle(explanationBundle(model, tokenizer, xrays[0]));
-    assert.ok(xray.xray !== undefined && xray.ecg === undefined);
+    assert.ok(xray.xray !== undefined, 'the X-ray sample has no X-ray part');
+    assert.strictEqual(xray.ecg, undefined);
     assert.deepStrictEqual(xray.xray.patchGrid, { rows: 7, cols: 7 });
     assert.strictEqual(xray.xray.relevance.length, 49);
     const ecg = validateExplanationBundle(explanationBundle(model, tokenizer, ecgs[0]));
-    assert.ok(ecg.ecg !== undefined && ecg.xray === undefined);
+    assert.ok(ecg.ecg !== undefined, 'the ECG sample has no ECG part');
+    assert.strictEqual(ecg.xray, undefined);
     assert.strictEqual(ecg.ecg.signals.length, 12);
     assert.strictEqual(ecg.ecg.relevance[0].length, 1000);
-    assert.ok(ecg.report !== undefined && ecg.report.tokens.length === ecg.report.relevance.length);
+    assert.ok(ecg.report !== undefined, 'the explanation has no report part');
+    assert.strictEqual(ecg.report.tokens.length, ecg.report.relevance.length);
     assert.strictEqual(tf.memory().numTensors, before);
   });
 
@@ -65,7 +68,8 @@ describe('run/showcase', function () {
     assert.strictEqual(bundle.results.length, 4);
     assert.strictEqual(new Set(bundle.results.map((r) => r.id)).size, 4);
     assert.deepStrictEqual(bundle.results.map((r) => r.rank), [1, 2, 3, 4]);
-    assert.ok(bundle.query.modality === 'report' && bundle.query.label === `report of ${xrays[2].sample.id}`);
+    assert.strictEqual(bundle.query.modality, 'report');
+    assert.strictEqual(bundle.query.label, `report of ${xrays[2].sample.id}`);
     assert.ok(bundle.results.every((r) => r.xray !== undefined && r.xray.width === 56));
   });
 
