@@ -6,6 +6,7 @@
 import * as tf from '@tensorflow/tfjs';
 
 import type { ReportTokenizer } from '../datasets/tokenizer';
+import { TWELVE_LEADS } from '../datasets/wfdb/leads';
 import { XRAY_SIZE } from '../datasets/xray/preprocess';
 import type { MoreModel } from '../model/more';
 import { explainMoreSample, grayscaleImage, toExplanationBundle } from '../tasks/explain';
@@ -15,7 +16,7 @@ import { buildMoreBatch, disposeMoreBatch, ECG_LEADS, ECG_SAMPLES, type Prepared
 import { embedSamples } from './evaluate';
 
 /** Lead names of the 12 x 1000 arrays, in the order the ECG reader returns them. */
-export const CANONICAL_LEADS = ['I', 'II', 'III', 'aVR', 'aVL', 'aVF', 'V1', 'V2', 'V3', 'V4', 'V5', 'V6'];
+export const CANONICAL_LEADS: string[] = [...TWELVE_LEADS];
 const ECG_RATE_HZ = 100;
 
 function ecgRows(ecg: Float32Array): number[][] {

@@ -292,6 +292,27 @@ export interface TextRelevance {
   target: number;
 }
 
+/** Returns the cosine similarity of each row of `embeddings` to `reference`, [V]. */
+function cosineToReference(embeddings: tf.Tensor2D, reference: ArrayLike<number>): tf.Tensor1D {
+  const target = tf.tensor2d(Array.from(reference), [1, reference.length]);
+  const unit = (x: tf.Tensor2D) => tf.div(x, tf.maximum(tf.norm(x, 'euclidean', 1, true), 1e-12));
+  return tf.sum(tf.mul(unit(embeddings), unit(target)), 1) as tf.Tensor1D;
+}
+
+/**
+ * Reads the similarities of a deletion test (row 0 unmasked, row 1 with the
+ * most relevant part masked, the rest randomly masked), disposes them and
+ * returns the drops from the unmasked similarity.
+ */
+function similarityDrops(similarities: tf.Tensor1D): { baseline: number; relevantDrop: number; randomDrops: number[]; randomDrop: number } {
+  const values = Array.from(similarities.dataSync());
+  similarities.dispose();
+  const baseline = values[0];
+  const randomDrops = values.slice(2).map((value) => baseline - value);
+  const randomDrop = randomDrops.length === 0 ? Number.NaN : randomDrops.reduce((a, b) => a + b, 0) / randomDrops.length;
+  return { baseline, relevantDrop: baseline - values[1], randomDrops, randomDrop };
+}
+
 /** Explains a report embedding per token. */
 export function explainText(
   forward: TextAttentionForward, inputIds: tf.Tensor2D, attentionMask: tf.Tensor2D, target: ExplainTarget,
@@ -407,18 +428,9 @@ export function deletionTest(options: DeletionTestOptions): DeletionTestResult {
     const tiled = tf.tile(image, [variants.length + 1, 1, 1, 1]);
     const fill = tf.mul(tf.sub(1, keepMask), options.fillValue ?? 0);
     const masked = tf.add(tf.mul(tiled, keepMask), fill) as tf.Tensor4D; // [V + 1, H, W, C]
-    const embeddings = options.embed(masked);
-    const reference = tf.tensor2d(Array.from(options.reference), [1, options.reference.length]);
-    const unit = (x: tf.Tensor2D) => tf.div(x, tf.maximum(tf.norm(x, 'euclidean', 1, true), 1e-12));
-    return tf.sum(tf.mul(unit(embeddings), unit(reference)), 1);
+    return cosineToReference(options.embed(masked), options.reference);
   });
-  const values = Array.from(similarities.dataSync());
-  similarities.dispose();
-
-  const baseline = values[0];
-  const randomDrops = values.slice(2).map((value) => baseline - value);
-  const randomDrop = randomDrops.length === 0 ? Number.NaN : randomDrops.reduce((a, b) => a + b, 0) / randomDrops.length;
-  return { baseline, relevantDrop: baseline - values[1], randomDrops, randomDrop, maskedPatches: count, relevantPatches };
+  return { ...similarityDrops(similarities), maskedPatches: count, relevantPatches };
 }
 
 export interface EcgDeletionTestOptions {
@@ -515,18 +527,9 @@ export function ecgDeletionTest(options: EcgDeletionTestOptions): EcgDeletionTes
     const tiled = tf.tile(ecg, [variants.length + 1, 1, 1]);
     const fill = tf.mul(tf.sub(1, keepMask), options.fillValue ?? 0);
     const masked = tf.add(tf.mul(tiled, keepMask), fill) as tf.Tensor3D; // [V + 1, leads, samples]
-    const embeddings = options.embed(masked);
-    const reference = tf.tensor2d(Array.from(options.reference), [1, options.reference.length]);
-    const unit = (x: tf.Tensor2D) => tf.div(x, tf.maximum(tf.norm(x, 'euclidean', 1, true), 1e-12));
-    return tf.sum(tf.mul(unit(embeddings), unit(reference)), 1);
+    return cosineToReference(options.embed(masked), options.reference);
   });
-  const values = Array.from(similarities.dataSync());
-  similarities.dispose();
-
-  const baseline = values[0];
-  const randomDrops = values.slice(2).map((value) => baseline - value);
-  const randomDrop = randomDrops.length === 0 ? Number.NaN : randomDrops.reduce((a, b) => a + b, 0) / randomDrops.length;
-  return { baseline, relevantDrop: baseline - values[1], randomDrops, randomDrop, maskedSamples: count, relevantSamples };
+  return { ...similarityDrops(similarities), maskedSamples: count, relevantSamples };
 }
 
 // ---------------------------------------------------------------------------
