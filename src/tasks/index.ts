@@ -8,4 +8,5 @@ export * from './optim';
 export * from './schedule';
 export * from './train';
 export * from './probe';
+export * from './finetune';
 export * from './paper';

@@ -14,9 +14,10 @@
  * batch 64, up to 20 epochs, cosine restarts with T_0 = 5, early stopping with
  * patience 3, and the best validation epoch's weights restored at the end.
  *
- * NOTE: the PyTorch reference also unfreezes the qkv weights of the last three
- * encoder blocks when fine-tuning. Precomputed features cannot do that, so the
- * encoders stay wholly frozen here.
+ * Probes keep the encoders wholly frozen, because precomputed features cannot
+ * train them. Fine-tuning as the PyTorch reference does it, with the qkv
+ * weights of the last three encoder blocks training along with this head,
+ * is `FineTuneModel` in `finetune.ts`, which runs the encoders on every batch.
  */
 import * as tf from '@tensorflow/tfjs';
 
@@ -360,15 +361,26 @@ export function evaluateProbe(head: ProbeHead, split: ProbeSplit, labels?: strin
     predicted.dispose();
     probabilities.push(...values);
   }
+  return scoreProbabilities(kind, probabilities, split.targets, labels);
+}
+
+/**
+ * Scores predicted probabilities [N][classes] against the targets: AUROC and
+ * average precision per label for a multi-label task, accuracy and
+ * one-vs-rest macro AUROC for a multi-class one.
+ */
+export function scoreProbabilities(
+  kind: ProbeKind, probabilities: number[][], targets: number[][] | number[], labels?: string[],
+): ProbeEvaluation {
   if (kind === 'multilabel') {
-    const targets = split.targets as number[][];
+    const rows = targets as number[][];
     return {
       probabilities,
-      auroc: multilabelAuroc(targets, probabilities, { labels }),
-      averagePrecision: multilabelAveragePrecision(targets, probabilities, { labels }),
+      auroc: multilabelAuroc(rows, probabilities, { labels }),
+      averagePrecision: multilabelAveragePrecision(rows, probabilities, { labels }),
     };
   }
-  const classes = split.targets as number[];
+  const classes = targets as number[];
   return {
     probabilities,
     accuracy: accuracy(classes, argmaxRows(probabilities)),
