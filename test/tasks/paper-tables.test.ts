@@ -310,6 +310,40 @@ describe('paper-tables runner', function () {
     assert.ok(result.table.includes('| MERL | 82.39 | n/a | n/a | published |'));
   });
 
+  it('CheXpert fine-tune: figures and restored encoder', async () => {
+    const chexpert = path.join(work, 'chexpert-fine-tune', 'CheXpert-v1.0-small');
+    fs.mkdirSync(chexpert, { recursive: true });
+    await writeChexpert(chexpert);
+    const tensors = tf.memory().numTensors;
+    // A large learning rate moves the fine-tuned weights far, so weights left in the encoder would show in later protocols.
+    const common = { checkpoint, chexpert, saveScores: true, zeroShotPerClass: 2, fractions: [0.5, 1], probe: { maxEpochs: 2, batchSize: 4, lr: 1e-2 } };
+    const fineTuned = await runPaperTables({ ...common, fineTune: true, out: path.join(work, 'fine-tune.json') });
+    assert.strictEqual(tf.memory().numTensors, tensors);
+    checkTableMatchesJson(fineTuned);
+
+    const p = protocol(fineTuned, 'chexpert-probe');
+    assert.strictEqual(p.status, 'run', p.reason);
+    // The tiny encoder has two blocks, so both train.
+    assert.match(p.data?.description ?? '', /fine-tuned \(qkv of the last 2 X-ray blocks train with the head\)/);
+    assert.deepStrictEqual(p.scores?.map((saved) => saved.name), ['50%', '100%']);
+    for (const saved of p.scores ?? []) {
+      const rows = Math.round((Number(saved.name.slice(0, -1)) / 100) * (p.data?.trainSize as number));
+      const at = ` @ ${saved.name} (${rows} train)`;
+      close(figure(p, `macro AUROC${at}`), multilabelAuroc(saved.labels as number[][], saved.scores).macro.value, `fine-tune ${saved.name}`);
+    }
+    assert.deepStrictEqual(fineTuned.measured.filter((m) => m.task === 'chexpertFineTune').map((m) => m.column), ['100%']);
+
+    // Zero-shot runs after the fine-tuning on the same model, so its scores show that the pre-trained weights came back.
+    // The runs encode the images in other batches, which changes the float32 sums a little.
+    const probed = await runPaperTables({ ...common, out: path.join(work, 'probe.json') });
+    assert.match(protocol(probed, 'chexpert-probe').data?.description ?? '', /linear probe/);
+    const after = protocol(fineTuned, 'zero-shot-xray').scores?.[0].scores.flat() ?? [];
+    const reference = protocol(probed, 'zero-shot-xray').scores?.[0].scores.flat() ?? [];
+    assert.strictEqual(after.length, reference.length);
+    assert.ok(after.length > 0, 'no zero-shot scores');
+    after.forEach((value, i) => assert.ok(Math.abs(value - reference[i]) < 1e-4, `zero-shot score ${i}: ${value} vs ${reference[i]}`));
+  });
+
   it('sample data: labelled and sized', async () => {
     const out = path.join(work, 'samples.json');
     const result = await runPaperTables({ checkpoint, samples: true, out, probe: { maxEpochs: 2, batchSize: 32 } });

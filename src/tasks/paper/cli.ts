@@ -22,6 +22,7 @@ const USAGE = `usage: npm run paper-tables -- --checkpoint DIR [datasets] [optio
   --out FILE              JSON result (default paper-tables.json in the checkpoint folder)
   --limit N               at most N records per split (seeded draw), for a bounded run
   --probe-epochs N        probe epochs (default 20, with early stopping)
+  --fine-tune             fine-tune the CheXpert heads (qkv of the last 3 X-ray blocks) instead of linear probes
   --chexpert-policy P     uncertain CheXpert labels as ones or zeros (default zeros)
   --save-scores           keep the scores behind every figure in the JSON
   --seed N                random seed (default 0)`;
@@ -32,7 +33,7 @@ async function main(): Promise<void> {
       checkpoint: { type: 'string' }, 'mimic-cxr': { type: 'string' }, chexpert: { type: 'string' }, edema: { type: 'string' },
       ptbxl: { type: 'string' }, 'mimic-ecg': { type: 'string' }, samples: { type: 'boolean' }, out: { type: 'string' },
       limit: { type: 'string' }, 'probe-epochs': { type: 'string' }, 'chexpert-policy': { type: 'string' },
-      'save-scores': { type: 'boolean' }, seed: { type: 'string' }, help: { type: 'boolean' },
+      'save-scores': { type: 'boolean' }, seed: { type: 'string' }, help: { type: 'boolean' }, 'fine-tune': { type: 'boolean' },
     },
   });
   if (values.help) {
@@ -60,6 +61,7 @@ async function main(): Promise<void> {
     out: values.out,
     limit: positiveIntegerOption('limit', values.limit),
     probe: probeEpochs === undefined ? undefined : { maxEpochs: probeEpochs },
+    fineTune: values['fine-tune'] ?? false,
     chexpertPolicy: policy as 'ones' | 'zeros' | undefined,
     saveScores: values['save-scores'] ?? false,
     seed,

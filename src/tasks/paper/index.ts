@@ -1,3 +1,4 @@
 export * from './data';
 export * from './embed';
+export * from './finetune';
 export * from './runner';

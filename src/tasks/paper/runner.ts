@@ -31,6 +31,7 @@ import {
   MIMIC_CXR_PROBE_LABELS, ptbxlSets, sampleXrayRetrievalSet, sampleXrayZeroShotSet, type LabelledSet, type SkipCounts,
 } from './data';
 import { embedTexts, ModalityEncoder, type EncodedSet } from './embed';
+import { fineTuneXrayFractions, xrayTrainableBlocks } from './finetune';
 
 const log = getLogger('tasks.paper');
 
@@ -70,6 +71,12 @@ export interface PaperTablesOptions {
   fractions?: readonly number[];
   /** Overrides of the probe training options (defaults: the protocol's, see `PROBE_TRAIN_DEFAULTS`). */
   probe?: TrainOptions;
+  /**
+   * Fine-tune the CheXpert heads instead of training linear probes: the qkv
+   * weights of the last three X-ray encoder blocks train with the head, on
+   * images read for every batch. The `probe` overrides apply. Default false.
+   */
+  fineTune?: boolean;
   /** Uncertain CheXpert labels become 1 (`ones`) or 0 (`zeros`, the default). */
   chexpertPolicy?: 'ones' | 'zeros';
   /** Edema severity labels (default `consensus`). */
@@ -225,11 +232,17 @@ function requireSplits(sets: Record<'train' | 'validation' | 'test', LabelledSet
 async function multilabelProbeProtocol(
   context: RunContext, result: ProtocolResult, branch: ProbeBranch, labels: string[],
   sets: Record<'train' | 'validation' | 'test', LabelledSet>, data: Omit<ProtocolData, 'trainSize' | 'validationSize' | 'testSize'>,
+  fineTune = false,
 ): Promise<void> {
   requireSplits(sets);
   result.data = { ...data, trainSize: sets.train.files.length, validationSize: sets.validation.files.length, testSize: sets.test.files.length };
   const fractions = context.options.fractions ?? LABEL_FRACTIONS;
-  const { evaluations } = await runProbes(context, 'multilabel', branch, labels, sets, fractions);
+  if (fineTune && branch !== 'image') throw new Error(`fine-tuning is offered for the X-ray protocols, not the ${branch} branch`);
+  const evaluations = fineTune
+    ? await fineTuneXrayFractions(context.model, 'multilabel', labels, sets, fractions, {
+      seed: context.seed, progress: context.progress, train: context.options.probe, fractionLabel,
+    })
+    : (await runProbes(context, 'multilabel', branch, labels, sets, fractions)).evaluations;
   for (const { fraction, trainRows, evaluation } of evaluations) {
     const at = ` @ ${fractionLabel(fraction)} (${trainRows} train)`;
     result.figures.push(...reportFigures(evaluation.auroc as MultilabelReport, fraction === 1, '', at));
@@ -342,10 +355,12 @@ export async function runPaperTables(options: PaperTablesOptions): Promise<Paper
       const policy = options.chexpertPolicy ?? 'zeros';
       const skipped: SkipCounts = {};
       const sets = limitAll(chexpertProbeSets(sources.chexpert as string, policy, seed, skipped));
+      const head = options.fineTune
+        ? `fine-tuned (qkv of the last ${xrayTrainableBlocks(context.model)} X-ray blocks train with the head)` : 'linear probe';
       await multilabelProbeProtocol(context, result, 'image', [...CHEXPERT_COMPETITION], sets, {
         kind: kindOf(sources.chexpert as string), skipped,
-        description: `CheXpert train (a seeded tenth held out) / valid, uncertain as ${policy === 'ones' ? '1' : '0'}, linear probe${limitNote}`,
-      });
+        description: `CheXpert train (a seeded tenth held out) / valid, uncertain as ${policy === 'ones' ? '1' : '0'}, ${head}${limitNote}`,
+      }, options.fineTune ?? false);
       for (const fraction of options.fractions ?? LABEL_FRACTIONS) {
         const figure = result.figures.find((f) => f.name.startsWith(`macro AUROC @ ${fractionLabel(fraction)} `));
         if (['1%', '10%', '100%'].includes(fractionLabel(fraction))) measure('chexpertFineTune', fractionLabel(fraction), figure?.value ?? null, result.data);
