@@ -76,7 +76,11 @@ export interface ProbeHeadConfig {
   branches: ProbeBranch[];
   /** Dropout rate before the linear layer. Default 0.2 (the reference does not state its rate). */
   dropout?: number;
-  /** With both branches, the probability of zeroing a sample's ECG branch in training. Default 0.3. */
+  /**
+   * With both branches, the probability of zeroing a sample's ECG branch in training. Default 0.3.
+   * NOTE: the reference's `MultiModalHead` (`utils/build_model.py`) draws once per batch and then
+   * zeroes the ECG branch of the whole batch, whereas this head draws for each sample.
+   */
   ecgDropProbability?: number;
   /** Train the projection heads too (fine-tuning) instead of the linear layer only (linear probe). Default false. */
   trainProjector?: boolean;

@@ -163,17 +163,20 @@ describe('tasks/finetune', () => {
       assert.strictEqual(model.parameterCount(), fineTuneCase.trainableParameters, 'trainable parameters, as torch counts them');
 
       const losses: number[] = [];
+      const tensorCounts: number[] = [];
       const steps = new Map<number, Map<string, Float32Array>>();
       const source = new FineTuneArraySource(fixtureSplit(fineTuneCase), fineTuneCase.kind);
       await trainFineTune(model, { train: source }, {
         ...PARITY_OPTIONS,
         onBatchEnd: (record) => {
           losses.push(record.loss);
+          tensorCounts.push(tf.memory().numTensors);
           if (settings.snapshotSteps.includes(record.optimizerSteps)) steps.set(record.optimizerSteps, snapshot(model.namedWeights()));
         },
       });
 
       assert.strictEqual(losses.length, fineTuneCase.losses.length);
+      assert.deepStrictEqual(tensorCounts, tensorCounts.map(() => tensorCounts[0]), 'tensor count after each step');
       losses.forEach((loss, i) => assert.ok(Math.abs(loss - fineTuneCase.losses[i]) <= 1e-4, `step ${i + 1} loss ${loss} vs ${fineTuneCase.losses[i]}`));
       for (const step of settings.snapshotSteps) {
         const weights = steps.get(step) as Map<string, Float32Array>;
