@@ -5,6 +5,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 
+import { traceFeed } from '../backend/graph/trace';
 import { Rng } from '../util/rng';
 import { Module } from './module';
 
@@ -65,6 +66,39 @@ export function gelu<T extends tf.Tensor>(x: T): T {
   return geluWithGradient(x) as T;
 }
 
+/**
+ * Inverted dropout with the mask of `tf.dropout(x, rate, undefined, seed)`:
+ * uniform draws u give the multiplier floor(u + keep) / keep, computed in
+ * float32 on the host. `seed` draws the mask's seed and is called once per
+ * call; a compiled graph calls it again on each replay for a fresh mask.
+ */
+export function seededDropout<T extends tf.Tensor>(x: T, rate: number, seed: () => number): T {
+  const keep = Math.fround(1 - rate);
+  const scale = Math.fround(1 / keep);
+  const multiplier = (maskSeed: number): tf.Tensor => {
+    const uniform = tf.randomUniform(x.shape, 0, 1, 'float32', maskSeed);
+    const values = uniform.dataSync() as Float32Array; // drawn in JavaScript, no TensorFlow operation runs
+    uniform.dispose();
+    const factors = new Float32Array(values.length);
+    for (let i = 0; i < values.length; i++) factors[i] = Math.floor(Math.fround(values[i] + keep)) * scale;
+    return tf.tensor(factors, x.shape);
+  };
+  return tf.tidy(() => tf.mul(x, traceFeed(multiplier(seed()), () => multiplier(seed()))) as T);
+}
+
+/**
+ * Mean and biased variance over `axes`, both keeping the reduced axes. The
+ * squared deviations are a product rather than `tf.moments`' Square: in a
+ * compiled graph, TensorFlow 2.21's oneDNN rewrites fuse the Square pattern
+ * into a layer normalisation that differed from eager results by up to
+ * 1.6e-4 on a unit-scale input.
+ */
+export function meanAndVariance(x: tf.Tensor, axes: number[]): { mean: tf.Tensor; variance: tf.Tensor } {
+  const mean = tf.mean(x, axes, true);
+  const centred = tf.sub(x, mean);
+  return { mean, variance: tf.mean(tf.mul(centred, centred), axes, true) };
+}
+
 type LayerNormFunction = (x: tf.Tensor, weight: tf.Tensor, bias: tf.Tensor) => tf.Tensor;
 
 /**
@@ -75,7 +109,7 @@ function layerNormWithGradient(epsilon: number): LayerNormFunction {
   return tf.customGrad(((x: tf.Tensor, weight: tf.Tensor, bias: tf.Tensor, save: tf.GradSaveFunc) => {
     const axis = x.rank - 1;
     const [normalised, inverseStd] = tf.tidy(() => {
-      const { mean, variance } = tf.moments(x, axis, true);
+      const { mean, variance } = meanAndVariance(x, [axis]);
       const inverse = tf.rsqrt(tf.add(variance, epsilon));
       return [tf.mul(tf.sub(x, mean), inverse), inverse];
     });
@@ -179,7 +213,9 @@ export class BatchNorm1d extends Module {
         if (count < 2) {
           throw new Error(`BatchNorm1d in training needs more than one value per channel, got input of shape [${x.shape.join(', ')}]`);
         }
-        ({ mean, variance } = tf.moments(x, axes));
+        ({ mean, variance } = meanAndVariance(x, axes));
+        mean = tf.reshape(mean, [this.features]);
+        variance = tf.reshape(variance, [this.features]);
         this.updateRunningStats(mean, variance, count);
       } else {
         mean = this.runningMean;

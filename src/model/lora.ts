@@ -14,6 +14,7 @@ import * as tf from '@tensorflow/tfjs';
 
 import { getLogger } from '../util/log';
 import { Rng } from '../util/rng';
+import { seededDropout } from './layers';
 import { Module } from './module';
 import { type WritableDtype, roundToDtype } from './safetensors';
 
@@ -198,9 +199,10 @@ export class LoraLinear extends Module {
 
   /**
    * Applies the layer; with an unmerged adapter it adds the low-rank update,
-   * with dropout on the adapter's input when `training`.
+   * with dropout on the adapter's input when `training`. `dropoutSeed` is
+   * the mask's seed, or a function that draws it only when a mask is made.
    */
-  apply<T extends tf.Tensor>(x: T, training = false, dropoutSeed?: number): T {
+  apply<T extends tf.Tensor>(x: T, training = false, dropoutSeed?: number | (() => number)): T {
     const base = this.applyBase(x);
     if (this.config === undefined || this.merged || this.loraA === undefined || this.loraB === undefined) return base;
     const a = this.loraA;
@@ -210,7 +212,10 @@ export class LoraLinear extends Module {
     return tf.tidy(() => {
       const shape = x.shape;
       let rows = tf.reshape(x, [-1, this.inFeatures]) as tf.Tensor2D; // [N, in]
-      if (training && dropout > 0) rows = tf.dropout(rows, dropout, undefined, dropoutSeed) as tf.Tensor2D;
+      if (training && dropout > 0) {
+        const seed = typeof dropoutSeed === 'function' ? dropoutSeed : (): number => dropoutSeed ?? Math.floor(Math.random() * 2 ** 31);
+        rows = seededDropout(rows, dropout, seed);
+      }
       const down = tf.matMul(rows, a, false, true); // [N, r]
       const up = tf.matMul(down, b, false, true); // [N, out]
       const update = tf.reshape(tf.mul(up, scaling), [...shape.slice(0, -1), this.outFeatures]);

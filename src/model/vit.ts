@@ -11,6 +11,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 
+import { traceFeed } from '../backend/graph/trace';
 import { Rng } from '../util/rng';
 import { type TrunkConfig, type VitConfig, validateVitConfig } from './config';
 import { type CustomGradient, LayerNorm, Linear, gelu, nextInitialisationSeed, truncatedNormal } from './layers';
@@ -52,11 +53,16 @@ function dropKeyTerm(size: number, rate: number, seed: number): Float32Array {
  * Built from primitive ops, the mask and the masked logits would also be
  * kept, two more tensors of the attention size per block.
  */
-function dropKeySoftmax(logits: tf.Tensor4D, dropRate: number, seed: number): tf.Tensor4D {
+function dropKeySoftmax(logits: tf.Tensor4D, dropRate: number, seed: number, nextSeed?: () => number): tf.Tensor4D {
+  const drawSeed = nextSeed ?? ((): number => {
+    throw new Error('DropKey in a compiled graph needs the block context to carry nextDropKeySeed');
+  });
   const softmax = tf.customGrad(((x: tf.Tensor, save: tf.GradSaveFunc) => {
     const value = tf.tidy(() => {
       if (dropRate === 0) return tf.softmax(x);
-      return tf.softmax(tf.add(x, tf.tensor(dropKeyTerm(x.size, dropRate, seed), x.shape)));
+      const term = (maskSeed: number): tf.Tensor => tf.tensor(dropKeyTerm(x.size, dropRate, maskSeed), x.shape);
+      // A compiled graph draws a fresh mask for every replay, from the same generator.
+      return tf.softmax(tf.add(x, traceFeed(term(seed), () => term(drawSeed()))));
     });
     save([value]);
     const gradFunc = (dy: tf.Tensor, saved: tf.Tensor[]): tf.Tensor =>
@@ -78,6 +84,8 @@ interface BlockContext {
   training: boolean;
   /** Seed for this block's DropKey mask. */
   dropKeySeed: number;
+  /** Draws the next block seed from the encoder's generator, for replays of a compiled graph. */
+  nextDropKeySeed?: () => number;
   offset?: tf.Tensor4D;
   keepAttention: boolean;
 }
@@ -109,7 +117,7 @@ export class Attention extends Module {
 
       const logits = tf.matMul(tf.mul(q, this.scale), k, false, true) as tf.Tensor4D; // [B, H, T, T]
       const dropRate = context.training ? this.dropKeyRate : 0;
-      let attention = dropKeySoftmax(logits, dropRate, context.dropKeySeed); // over keys, the last axis
+      let attention = dropKeySoftmax(logits, dropRate, context.dropKeySeed, context.nextDropKeySeed); // over keys, the last axis
       if (context.offset !== undefined) attention = tf.add(attention, context.offset);
 
       const mixed = tf.matMul(attention, v) as tf.Tensor4D; // [B, H, T, D]
@@ -223,6 +231,7 @@ export abstract class VitTrunk extends Module {
           T,
           training,
           dropKeySeed: seeds[index],
+          nextDropKeySeed: () => this.rng.nextUint32(),
           offset: options.attentionOffsets?.[index],
           keepAttention: options.returnAttention ?? false,
         });

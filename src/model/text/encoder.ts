@@ -14,7 +14,7 @@
 import * as tf from '@tensorflow/tfjs';
 
 import { Rng } from '../../util/rng';
-import { LayerNorm, gelu } from '../layers';
+import { LayerNorm, gelu, seededDropout } from '../layers';
 import { type LoraApplication, type LoraConfig, LoraLinear, applyLora, countParameters, type ParameterCounts } from '../lora';
 import { Module } from '../module';
 import type { EncoderForwardOptions, EncoderOutput, TextEncoder } from '../types';
@@ -84,7 +84,7 @@ export class Embedding extends Module {
 
 function dropout<T extends tf.Tensor>(x: T, rate: number, context: LayerContext): T {
   if (!context.training || rate === 0) return x;
-  return tf.dropout(x, rate, undefined, context.nextSeed()) as T;
+  return seededDropout(x, rate, context.nextSeed);
 }
 
 function activate(x: tf.Tensor3D, name: TextActivation): tf.Tensor3D {
@@ -192,7 +192,7 @@ export class TextLayer extends Module {
       const D = this.headDim;
       const split = (t: tf.Tensor3D): tf.Tensor4D =>
         tf.transpose(tf.reshape(t, [B, T, heads, D]), [0, 2, 1, 3]) as tf.Tensor4D; // [B, heads, T, D]
-      const project = (layer: LoraLinear): tf.Tensor3D => layer.apply(x, context.training, context.nextSeed());
+      const project = (layer: LoraLinear): tf.Tensor3D => layer.apply(x, context.training, context.nextSeed);
       const q = split(project(this.query));
       const k = split(project(this.key));
       const v = split(project(this.value));
@@ -205,11 +205,11 @@ export class TextLayer extends Module {
 
       const mixed = tf.matMul(weights, v); // [B, heads, T, D]
       const merged = tf.reshape(tf.transpose(mixed, [0, 2, 1, 3]), [B, T, H]) as tf.Tensor3D; // [B, T, heads * D]
-      const attended = dropout(this.attentionOutput.apply(merged, context.training, context.nextSeed()), this.config.hiddenDropoutProb, context);
+      const attended = dropout(this.attentionOutput.apply(merged, context.training, context.nextSeed), this.config.hiddenDropoutProb, context);
       const afterAttention = this.attentionNorm.apply(tf.add(attended, x) as tf.Tensor3D);
 
-      const hidden = activate(this.intermediate.apply(afterAttention, context.training, context.nextSeed()), this.config.hiddenAct);
-      const projected = dropout(this.output.apply(hidden, context.training, context.nextSeed()), this.config.hiddenDropoutProb, context);
+      const hidden = activate(this.intermediate.apply(afterAttention, context.training, context.nextSeed), this.config.hiddenAct);
+      const projected = dropout(this.output.apply(hidden, context.training, context.nextSeed), this.config.hiddenDropoutProb, context);
       const output = this.outputNorm.apply(tf.add(projected, afterAttention) as tf.Tensor3D);
       return context.keepAttention ? { output, attention } : { output };
     });

@@ -1,0 +1,167 @@
+/**
+ * Graph execution on the native backend: {@link compileGraph} turns a
+ * function of tensors into one TensorFlow graph per input signature and runs
+ * each later call as a single TensorFlow session call.
+ *
+ * The first call with a new signature runs eagerly while {@link GraphRecorder}
+ * records it (its result is the real result); the recorded operations are
+ * written as a SavedModel to a temporary folder, loaded into a TensorFlow
+ * session and the folder removed. Later calls feed the inputs, the current
+ * values of the variables the function reads and any values registered with
+ * `traceFeed`, fetch the outputs, and assign the new values of the variables
+ * the function updated. TensorFlow then runs the graph with its own graph
+ * optimiser and none of the per-operation cost of eager calls.
+ *
+ * Like `tf.function` in Python TensorFlow, the graph freezes whatever the
+ * function decided in JavaScript during the traced call: branches, shapes,
+ * and tensors it read that are neither inputs, variables nor registered
+ * feeds (those become constants). Gradients cannot flow through a replayed
+ * call; trace the whole training step instead. On any other backend the
+ * function simply runs eagerly.
+ */
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+
+import * as tf from '@tensorflow/tfjs';
+
+import { getLogger } from '../../util/log';
+import { savedModelBytes } from './protobuf';
+import { GraphRecorder, NativeKernelBackend, RecordedGraph, TraceError } from './trace';
+
+const log = getLogger('backend.graph');
+
+const SAVED_MODEL_TAG = 'serve';
+
+/** Options of {@link compileGraph}. */
+export interface CompileGraphOptions {
+  /** Name used in log lines and errors. */
+  name?: string;
+  /** Run eagerly even on the native backend (for comparisons and debugging). */
+  eager?: boolean;
+}
+
+interface LoadedGraph {
+  session: number;
+  graph: RecordedGraph;
+}
+
+/** Returns the native backend when graphs can run on it, else undefined. */
+function nativeBackend(): NativeKernelBackend | undefined {
+  const backend = tf.backend() as unknown as Partial<NativeKernelBackend>;
+  if (tf.getBackend() !== 'tensorflow' && tf.getBackend() !== 'tensorflow-gpu') return undefined;
+  if (typeof backend.loadSavedModelMetaGraph !== 'function' || typeof backend.runSavedModel !== 'function') return undefined;
+  return backend as NativeKernelBackend;
+}
+
+/** Returns true when the current backend can run compiled graphs (the native TensorFlow backend). */
+export function graphExecutionAvailable(): boolean {
+  return nativeBackend() !== undefined;
+}
+
+function signatureOf(inputs: readonly tf.Tensor[]): string {
+  return inputs.map((tensor) => `${tensor.dtype}[${tensor.shape.join(',')}]`).join(' ');
+}
+
+function loadGraph(backend: NativeKernelBackend, graph: RecordedGraph, name: string): number {
+  const folder = fs.mkdtempSync(path.join(os.tmpdir(), 'more-ts-graph-'));
+  try {
+    fs.writeFileSync(path.join(folder, 'saved_model.pb'), savedModelBytes(graph.nodes, SAVED_MODEL_TAG));
+    return backend.loadSavedModelMetaGraph(folder, SAVED_MODEL_TAG);
+  } catch (error) {
+    throw new TraceError(`Cannot load the traced graph of ${name} into TensorFlow: ${(error as Error).message}`);
+  } finally {
+    fs.rmSync(folder, { recursive: true, force: true });
+  }
+}
+
+/**
+ * A function of tensors that runs as one TensorFlow graph per input
+ * signature on the native backend. Call {@link dispose} to free the sessions.
+ */
+export class GraphFunction<R extends tf.Tensor[]> {
+  private readonly graphs = new Map<string, LoadedGraph>();
+  private readonly name: string;
+  private readonly eager: boolean;
+
+  constructor(private readonly fn: (...inputs: tf.Tensor[]) => R, options: CompileGraphOptions = {}) {
+    this.name = options.name ?? 'a compiled function';
+    this.eager = options.eager ?? false;
+  }
+
+  /** Number of input signatures traced so far (one graph each). */
+  get graphCount(): number {
+    return this.graphs.size;
+  }
+
+  /** Runs the function: eagerly and recorded for a new signature, as a graph afterwards. */
+  call(...inputs: tf.Tensor[]): R {
+    const backend = this.eager ? undefined : nativeBackend();
+    if (backend === undefined) return this.fn(...inputs);
+    const signature = signatureOf(inputs);
+    const loaded = this.graphs.get(signature);
+    if (loaded !== undefined) return this.replay(backend, loaded, inputs);
+
+    const { result, graph } = new GraphRecorder(backend).run(this.fn, inputs);
+    if (graph === undefined) {
+      log.debug(`${this.name}: the call created variables; tracing again on the next call`);
+      return result;
+    }
+    const session = loadGraph(backend, graph, this.name);
+    this.graphs.set(signature, { session, graph });
+    const feeds = graph.placeholders.filter((placeholder) => placeholder.source === 'variable').length;
+    log.debug(
+      `${this.name}: traced ${graph.operationCount} operations for inputs ${signature} ` +
+        `(${feeds} variables fed, ${graph.updates.length} updated, ${(graph.constantBytes / 1e6).toFixed(2)} MB of constants)`,
+    );
+    return result;
+  }
+
+  private replay(backend: NativeKernelBackend, loaded: LoadedGraph, inputs: tf.Tensor[]): R {
+    const { graph, session } = loaded;
+    const fresh: tf.Tensor[] = [];
+    const feeds = graph.placeholders.map((placeholder) => {
+      if (placeholder.source === 'input') return inputs[placeholder.index];
+      if (placeholder.source === 'variable') {
+        if (placeholder.variable.isDisposed) throw new TraceError(`Cannot run ${this.name}: variable ${placeholder.variable.name} was disposed`);
+        return placeholder.variable;
+      }
+      const value = placeholder.regenerate();
+      fresh.push(value);
+      if (value.dtype !== placeholder.dtype || !tf.util.arraysEqual(value.shape, placeholder.shape)) {
+        throw new TraceError(`Cannot run ${this.name}: a traced feed gave ${value.dtype} [${value.shape}], expected ${placeholder.dtype} [${placeholder.shape}]`);
+      }
+      return value;
+    });
+    const infos = graph.placeholders.map((placeholder) => ({ name: `${placeholder.node}:0`, dtype: placeholder.dtype, tfDtype: '' }));
+    let fetched: tf.Tensor[];
+    try {
+      fetched = backend.runSavedModel(session, feeds, infos, [...graph.outputs, ...graph.updates.map((update) => update.output)]);
+    } finally {
+      tf.dispose(fresh);
+    }
+    const outputs = fetched.slice(0, graph.outputs.length) as R;
+    graph.updates.forEach((update, index) => {
+      const value = fetched[graph.outputs.length + index];
+      update.variable.assign(value);
+      value.dispose();
+    });
+    return outputs;
+  }
+
+  /** Frees the TensorFlow sessions; the function can still be called and traces again. */
+  dispose(): void {
+    const backend = nativeBackend();
+    for (const { session } of this.graphs.values()) backend?.deleteSavedModel(session);
+    this.graphs.clear();
+  }
+}
+
+/**
+ * Compiles `fn`, a synchronous function from tensors to a list of tensors,
+ * for graph execution on the native backend. See the file comment for what
+ * a graph freezes.
+ */
+export function compileGraph<R extends tf.Tensor[]>(fn: (...inputs: tf.Tensor[]) => R, options: CompileGraphOptions = {}): GraphFunction<R> {
+  return new GraphFunction(fn, options);
+}

@@ -1,0 +1,2 @@
+export { compileGraph, graphExecutionAvailable, GraphFunction, type CompileGraphOptions } from './compile';
+export { isTracing, traceFeed, TraceError } from './trace';

@@ -1,0 +1,220 @@
+import * as assert from 'assert';
+import * as path from 'path';
+
+import { tf } from '../../src/backend';
+import { compileGraph, GraphFunction, TraceError } from '../../src/backend/graph';
+import {
+  type EcgConfig,
+  EcgEncoder,
+  ecgPreset,
+  infoNce,
+  ProjectionHead,
+  type VitConfig,
+  VisionTransformer,
+  vitPreset,
+  withInitialisationSeed,
+} from '../../src/model';
+import { loadTextEncoder } from '../../src/model/text';
+import { expected, fixtureTensor, fixtureWeights, maxAbsDiff, readFixture } from '../model/vision-fixtures';
+
+// Must match VIT and ECG in reference/model_vision.py, as in test/model/vision.test.ts.
+const VIT: VitConfig = { ...vitPreset('tiny'), imageSize: 32, patchSize: 8, width: 32, depth: 2, heads: 4, mlpDim: 64 };
+const ECG: EcgConfig = { ...ecgPreset('tiny'), samples: 100, convChannels: 16, width: 32, depth: 2, heads: 4, mlpDim: 64 };
+const TEXT_FIXTURES = path.join(__dirname, '..', 'fixtures', 'model', 'text');
+
+function loadEncoder(kind: 'vit' | 'ecg'): VisionTransformer | EcgEncoder {
+  const encoder = kind === 'vit' ? new VisionTransformer(VIT) : new EcgEncoder(ECG);
+  const weights = fixtureWeights(readFixture(`${kind}_weights.safetensors`));
+  encoder.loadNamedWeights(weights, { strict: true });
+  tf.dispose([...weights.values()]);
+  return encoder;
+}
+
+function pooled(encoder: VisionTransformer | EcgEncoder, input: tf.Tensor, training: boolean): tf.Tensor2D {
+  return encoder instanceof VisionTransformer
+    ? encoder.forward(input as tf.Tensor4D, { training }).pooled
+    : encoder.forward(input as tf.Tensor3D, { training }).pooled;
+}
+
+function readScalar(tensor: tf.Tensor): number {
+  const value = tensor.dataSync()[0];
+  tensor.dispose();
+  return value;
+}
+
+describe('compiled graphs', () => {
+  for (const kind of ['vit', 'ecg'] as const) {
+    it(`replays the ${kind} encoder like timm`, () => {
+      const io = readFixture(`${kind}_io.safetensors`);
+      const encoder = loadEncoder(kind);
+      const forward = compileGraph((input) => [pooled(encoder, input, false)], { name: `${kind} forward` });
+      const input = fixtureTensor(io, 'input');
+      const [traced] = forward.call(input);
+      const before = tf.memory().numTensors;
+      const [replayed] = forward.call(input);
+      assert.strictEqual(forward.graphCount, 1);
+      const error = maxAbsDiff(replayed, expected(io, 'pooled'));
+      assert.ok(error < 1e-4, `replayed output differs from timm by ${error}`);
+      assert.ok(maxAbsDiff(replayed, traced) < 1e-5, 'the replay differs from the traced call');
+      replayed.dispose();
+      assert.strictEqual(tf.memory().numTensors, before, 'a replay leaked tensors');
+      tf.dispose([traced, input]);
+      forward.dispose();
+      encoder.dispose();
+    });
+  }
+
+  it('replays the LoRA text encoder like peft', () => {
+    const folder = path.join(TEXT_FIXTURES, 'roberta-tiny');
+    const fixture = readFixture(path.join('..', 'text', 'roberta-tiny', 'expected.safetensors'));
+    const { encoder } = loadTextEncoder(folder, { adapter: path.join(folder, 'adapter') });
+    const ids = tf.cast(fixtureTensor(fixture, 'input_ids'), 'int32') as tf.Tensor2D;
+    const mask = tf.cast(fixtureTensor(fixture, 'attention_mask'), 'int32') as tf.Tensor2D;
+    const types = tf.cast(fixtureTensor(fixture, 'token_type_ids'), 'int32') as tf.Tensor2D;
+    const forward = compileGraph((i, m, t) => [encoder.forward(i as tf.Tensor2D, m as tf.Tensor2D, { tokenTypeIds: t as tf.Tensor2D }).pooled]);
+    tf.dispose(forward.call(ids, mask, types));
+    const [replayed] = forward.call(ids, mask, types);
+    const error = maxAbsDiff(replayed, expected(fixture, 'lora.pooled_masked'));
+    assert.ok(error < 1e-4, `replayed pooled output differs from peft by ${error}`);
+    tf.dispose([replayed, ids, mask, types]);
+    forward.dispose();
+    encoder.dispose();
+  });
+
+  it('replays DropKey and Adam steps exactly', () => {
+    const runs = ['eager', 'graph'].map((mode) => {
+      const { encoder, head } = withInitialisationSeed(11, () => ({
+        encoder: new VisionTransformer(VIT, { seed: 5 }),
+        head: new ProjectionHead({ kind: 'nonlinear', inputDim: VIT.width, hiddenDim: VIT.width, outputDim: 8 }),
+      }));
+      const variables = [...encoder.trainableVariables(), ...head.trainableVariables()];
+      const optimizer = tf.train.adam(1e-2);
+      const step = compileGraph(
+        (images, targets) => {
+          const { value, grads } = tf.variableGrads(
+            () => infoNce(head.apply(pooled(encoder, images, true)), targets as tf.Tensor2D, 0.1),
+            variables,
+          );
+          optimizer.applyGradients(Object.entries(grads).map(([name, tensor]) => ({ name, tensor })));
+          tf.dispose(Object.values(grads));
+          return [value];
+        },
+        { name: 'train step', eager: mode === 'eager' },
+      );
+      return { encoder, head, optimizer, step };
+    });
+    const images = tf.randomNormal([4, VIT.imageSize, VIT.imageSize, 3], 0, 1, 'float32', 1);
+    const targets = tf.randomNormal([4, 8], 0, 1, 'float32', 2);
+    const losses = runs.map(({ step }) => Array.from({ length: 5 }, () => readScalar(step.call(images, targets)[0])));
+    // The first graph call creates Adam's slots, the second traces and the rest replay.
+    assert.strictEqual(runs[1].step.graphCount, 1);
+    losses[0].forEach((loss, index) => {
+      assert.ok(Math.abs(loss - losses[1][index]) < 1e-5 * Math.max(1, Math.abs(loss)), `step ${index}: eager ${loss}, graph ${losses[1][index]}`);
+    });
+    assert.ok(losses[0][4] < losses[0][0], `the loss did not fall: ${losses[0]}`);
+    const [eager, graph] = runs.map(({ encoder }) => encoder.namedWeights());
+    for (const [name, weight] of eager) {
+      const error = maxAbsDiff(graph.get(name) as tf.Tensor, weight);
+      assert.ok(error < 1e-5, `${name} differs by ${error} after five steps`);
+    }
+    assert.deepStrictEqual(runs[1].encoder.rng.getState(), runs[0].encoder.rng.getState(), 'the DropKey generators drifted apart');
+
+    const before = tf.memory().numTensors;
+    for (let index = 0; index < 10; index++) runs[1].step.call(images, targets)[0].dispose();
+    assert.strictEqual(tf.memory().numTensors, before, 'replayed steps leaked tensors');
+    for (const run of runs) {
+      run.step.dispose();
+      run.optimizer.dispose();
+      run.encoder.dispose();
+      run.head.dispose();
+    }
+    tf.dispose([images, targets]);
+  });
+
+  it('replays LoRA dropout masks exactly', () => {
+    const folder = path.join(TEXT_FIXTURES, 'roberta-tiny');
+    const fixture = readFixture(path.join('..', 'text', 'roberta-tiny', 'expected.safetensors'));
+    const ids = tf.cast(fixtureTensor(fixture, 'input_ids'), 'int32') as tf.Tensor2D;
+    const mask = tf.cast(fixtureTensor(fixture, 'attention_mask'), 'int32') as tf.Tensor2D;
+    const weights = fixtureTensor(fixture, 'loss_weights');
+    const runs = ['eager', 'graph'].map((mode) => {
+      const { encoder } = loadTextEncoder(folder, { adapter: path.join(folder, 'adapter'), seed: 3 });
+      assert.ok((encoder.lora?.dropout ?? 0) > 0, 'the fixture adapter should use dropout');
+      const optimizer = tf.train.sgd(0.5);
+      const step = compileGraph(
+        (i, m) => {
+          const loss = (): tf.Scalar => tf.sum(tf.mul(encoder.forward(i as tf.Tensor2D, m as tf.Tensor2D, { training: true }).pooled, weights));
+          const { value, grads } = tf.variableGrads(loss, encoder.trainableVariables());
+          optimizer.applyGradients(Object.entries(grads).map(([name, tensor]) => ({ name, tensor })));
+          tf.dispose(Object.values(grads));
+          return [value];
+        },
+        { eager: mode === 'eager' },
+      );
+      return { encoder, optimizer, step };
+    });
+    const losses = runs.map(({ step }) => Array.from({ length: 4 }, () => readScalar(step.call(ids, mask)[0])));
+    losses[0].forEach((loss, index) => {
+      assert.ok(Math.abs(loss - losses[1][index]) < 1e-5 * Math.max(1, Math.abs(loss)), `step ${index}: eager ${loss}, graph ${losses[1][index]}`);
+    });
+    assert.ok(new Set(losses[0].map((loss) => loss.toFixed(6))).size > 1, 'the steps should differ');
+    for (const run of runs) {
+      run.step.dispose();
+      run.optimizer.dispose();
+      run.encoder.dispose();
+    }
+    tf.dispose([ids, mask, weights]);
+  });
+
+  it('traces one graph per input shape', () => {
+    const scale = tf.variable(tf.scalar(3));
+    const triple = compileGraph((x) => [tf.mul(x, scale)]);
+    for (const size of [2, 5, 2, 5]) {
+      const input = tf.range(0, size);
+      const [out] = triple.call(input);
+      assert.deepStrictEqual(Array.from(out.dataSync()), Array.from({ length: size }, (_, i) => 3 * i));
+      tf.dispose([input, out]);
+    }
+    assert.strictEqual(triple.graphCount, 2);
+    // A replay reads the variable's current value.
+    scale.assign(tf.scalar(-1));
+    const input = tf.tensor1d([1, 2]);
+    const [out] = triple.call(input);
+    assert.deepStrictEqual(Array.from(out.dataSync()), [-1, -2]);
+    tf.dispose([input, out, scale]);
+    triple.dispose();
+  });
+
+  it('rejects an output computed outside TensorFlow', () => {
+    const constant = compileGraph((x) => [tf.add(x, 1), tf.tensor1d([1, 2, 3])], { name: 'mixed outputs' });
+    const input = tf.tensor1d([1]);
+    assert.throws(() => constant.call(input), (error: Error) => error instanceof TraceError && /output 1/.test(error.message));
+    input.dispose();
+  });
+
+  it('names a disposed variable', () => {
+    const weight = tf.variable(tf.tensor1d([2, 2]), true, 'graph_test_weight');
+    const scaled = compileGraph((x) => [tf.mul(x, weight)], { name: 'scaled' });
+    const input = tf.tensor1d([1, 3]);
+    scaled.call(input)[0].dispose();
+    weight.dispose();
+    assert.throws(() => scaled.call(input), /scaled: variable graph_test_weight was disposed/);
+    input.dispose();
+    scaled.dispose();
+  });
+
+  it('runs eagerly on the CPU backend', async () => {
+    const previous = tf.getBackend();
+    await tf.setBackend('cpu');
+    try {
+      const double: GraphFunction<tf.Tensor[]> = compileGraph((x) => [tf.mul(x, 2)]);
+      const input = tf.tensor1d([1, 2]);
+      const [out] = double.call(input);
+      assert.deepStrictEqual(Array.from(out.dataSync()), [2, 4]);
+      assert.strictEqual(double.graphCount, 0);
+      tf.dispose([input, out]);
+    } finally {
+      await tf.setBackend(previous);
+    }
+  });
+});
