@@ -8,6 +8,8 @@
  */
 import * as tf from '@tensorflow/tfjs';
 
+import { traceFeed } from '../backend/graph/trace';
+
 export interface AdamWOptions {
   /** Learning rate. Default 1e-3, as in PyTorch. The trainer passes its own. */
   lr?: number;
@@ -126,21 +128,23 @@ export class AdamW {
         throw new Error(`Gradient for unknown variable "${name}": expected one of the ${this.slots.length} optimised variables`);
       }
     }
-    this.stepCount += 1;
-    const [beta1, beta2] = this.betas;
-    const decay = 1 - this.lr * this.weightDecay;
-
-    for (const slot of this.slots) {
-      const gradient = byName.get(slot.name);
-      if (gradient === undefined) continue;
+    const updated = this.slots.filter((slot) => byName.has(slot.name));
+    for (const slot of updated) {
+      const gradient = byName.get(slot.name) as tf.Tensor;
       if (!arraysEqual(gradient.shape, slot.variable.shape)) {
         throw new Error(`Gradient for "${slot.name}" has shape [${gradient.shape}], expected [${slot.variable.shape}]`);
       }
-      slot.steps += 1;
-      const biasCorrection1 = 1 - beta1 ** slot.steps;
-      const biasCorrection2Sqrt = Math.sqrt(1 - beta2 ** slot.steps);
-      const stepSize = this.lr / biasCorrection1;
-      tf.tidy(() => {
+    }
+    const [beta1, beta2] = this.betas;
+    // The numbers that change every step enter as one tensor. A compiled graph
+    // feeds it afresh on each replay, which advances the step counts.
+    const scalars = traceFeed(tf.tensor1d(this.advance(updated)), () => tf.tensor1d(this.advance(updated)));
+    tf.tidy(() => {
+      const [decay, ...perSlot] = tf.unstack(scalars);
+      updated.forEach((slot, index) => {
+        const gradient = byName.get(slot.name) as tf.Tensor;
+        const stepSize = perSlot[2 * index];
+        const biasCorrection2Sqrt = perSlot[2 * index + 1];
         const weights = this.weightDecay !== 0 ? slot.variable.mul(decay) : slot.variable;
         const expAvg = slot.expAvg.add(gradient.sub(slot.expAvg).mul(1 - beta1));
         const expAvgSq = slot.expAvgSq.mul(beta2).add(gradient.square().mul(1 - beta2));
@@ -154,7 +158,24 @@ export class AdamW {
         const denominator = second.sqrt().div(biasCorrection2Sqrt).add(this.eps);
         slot.variable.assign(weights.sub(expAvg.div(denominator).mul(stepSize)));
       });
+    });
+    scalars.dispose();
+  }
+
+  /**
+   * Counts one step for the optimiser and for each of `updated`. Returns the
+   * step's numbers in double precision: the decay factor `1 - lr * weightDecay`,
+   * then per slot the step size `lr / (1 - beta1^t)` and `sqrt(1 - beta2^t)`.
+   */
+  private advance(updated: readonly Slot[]): number[] {
+    const [beta1, beta2] = this.betas;
+    this.stepCount += 1;
+    const values = [1 - this.lr * this.weightDecay];
+    for (const slot of updated) {
+      slot.steps += 1;
+      values.push(this.lr / (1 - beta1 ** slot.steps), Math.sqrt(1 - beta2 ** slot.steps));
     }
+    return values;
   }
 
   /**

@@ -3,6 +3,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 
 import { tf } from '../../src/backend';
+import { compileGraph } from '../../src/backend/graph';
 import { AdamW } from '../../src/tasks/optim';
 
 interface AdamWCase {
@@ -74,6 +75,34 @@ describe('tasks/optim AdamW', () => {
       optimizer.dispose();
       tf.dispose(variables);
       assert.strictEqual(tf.memory().numTensors, before, 'tensors leaked');
+    });
+  }
+
+  for (const caseIndex of [0, 1]) {
+    it(`replays as a graph like torch (case ${caseIndex})`, () => {
+      const run = fixture.adamw[caseIndex];
+      const { variables, optimizer } = buildRun(run);
+      const before = tf.memory().numTensors;
+      // The gradients are the inputs. The step size, decay and bias corrections change every step, so the graph must not freeze them.
+      const step = compileGraph((...gradients) => {
+        optimizer.step(new Map(gradients.map((gradient, i) => [`p${i}`, gradient])));
+        return [];
+      }, { name: 'AdamW step' });
+      for (let index = 0; index < run.lrs.length; index++) {
+        optimizer.lr = run.lrs[index];
+        const gradients = run.shapes.map((shape, i) => tf.tensor(run.grads[index][i], shape));
+        step.call(...gradients);
+        tf.dispose(gradients);
+        variables.forEach((variable, i) => {
+          assertClose(variable.dataSync(), run.after[index][i], 1e-6, `step ${index + 1} param ${i}`);
+        });
+      }
+      assert.strictEqual(step.graphCount, 1);
+      assert.strictEqual(optimizer.steps, run.lrs.length);
+      assert.strictEqual(tf.memory().numTensors, before, 'the compiled steps leaked tensors');
+      step.dispose();
+      optimizer.dispose();
+      tf.dispose(variables);
     });
   }
 
