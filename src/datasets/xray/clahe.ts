@@ -5,6 +5,10 @@
  * a 2-D image: the same 14-bit quantisation, reflect padding, tile grid,
  * integer clip limit with its redistribution passes, truncating mappings and
  * float32 bilinear blending of the four neighbouring tile mappings.
+ *
+ * The work runs on typed arrays with integer histograms and no per-pixel
+ * allocation. `equalizeAdapthistUint8` is the entry for 8-bit images: it maps
+ * each of the 256 grey values to its histogram bin once, through a table.
  */
 
 /** Grey levels of the working image (scikit-image's NR_OF_GRAY). */
@@ -62,16 +66,21 @@ export function clipHistogram(hist: Int32Array, limit: number): void {
       hist[i] = limit;
     }
   }
-  while (excess > 0) {
+  if (excess <= 0) return;
+
+  // scikit-image recounts the bins under the limit before every strided pass.
+  // The count only drops when a bin reaches the limit, so it is kept up to date instead.
+  let under = 0;
+  for (let i = 0; i < size; i++) if (hist[i] < limit) under++;
+  while (excess > 0 && under > 0) {
     const before = excess;
     for (let start = 0; start < size; start++) {
-      let under = 0;
-      for (let i = 0; i < size; i++) if (hist[i] < limit) under++;
       const step = Math.max(1, Math.floor(under / excess));
       for (let i = start; i < size; i += step) {
         if (hist[i] < limit) {
           hist[i] += 1;
           excess -= 1;
+          if (hist[i] === limit) under--;
         }
       }
       if (excess <= 0) break;
@@ -80,15 +89,17 @@ export function clipHistogram(hist: Int32Array, limit: number): void {
   }
 }
 
-/**
- * Equalises a 2-D image whose values lie in [0, 1] and returns the result
- * stretched to [0, 1]. `data` contains `height` rows of `width` values. The
- * result equals scikit-image's for the same values given as float64 (float32
- * input makes scikit-image round its last rescale in float32).
- */
-export function equalizeAdapthist(data: ArrayLike<number>, width: number, height: number, options: ClaheOptions = {}): Float64Array {
-  const count = width * height;
-  if (data.length !== count) throw new Error(`Invalid CLAHE input: ${data.length} values for a ${height} x ${width} image`);
+/** Validated CLAHE settings for one image size. */
+interface ClaheSettings {
+  nbins: number;
+  clipLimit: number;
+  kernelRows: number;
+  kernelCols: number;
+  /** Width of one histogram bin in 14-bit levels. */
+  binSize: number;
+}
+
+function resolveSettings(width: number, height: number, options: ClaheOptions): ClaheSettings {
   const nbins = options.nbins ?? 256;
   const clipLimit = options.clipLimit ?? 0.01;
   const [kernelRows, kernelCols] = options.kernelSize ?? [Math.max(Math.floor(height / 8), 1), Math.max(Math.floor(width / 8), 1)];
@@ -96,26 +107,16 @@ export function equalizeAdapthist(data: ArrayLike<number>, width: number, height
   if (!Number.isInteger(kernelRows) || !Number.isInteger(kernelCols) || kernelRows < 1 || kernelCols < 1) {
     throw new Error(`Invalid kernelSize [${kernelRows}, ${kernelCols}]: expected positive integers`);
   }
+  return { nbins, clipLimit, kernelRows, kernelCols, binSize: 1 + Math.floor(GRAY_LEVELS / nbins) };
+}
 
-  // img_as_uint: float64 in [0, 1] to uint16, rounded half to even.
-  let low = Infinity;
-  let high = -Infinity;
-  const as16 = new Uint16Array(count);
-  for (let i = 0; i < count; i++) {
-    const v = data[i];
-    if (!(v >= 0 && v <= 1)) throw new Error(`Invalid CLAHE input value ${v} at index ${i}: expected values in [0, 1]`);
-    const scaled = roundHalfEven(v * 65535);
-    as16[i] = scaled;
-    if (scaled < low) low = scaled;
-    if (scaled > high) high = scaled;
-  }
-  // rescale_intensity to [0, 2^14 - 1] over the image's own range, rounded half to even.
-  const levels = new Uint16Array(count);
-  if (high > low) {
-    for (let i = 0; i < count; i++) levels[i] = roundHalfEven(((as16[i] - low) / (high - low)) * (GRAY_LEVELS - 1));
-  } else {
-    for (let i = 0; i < count; i++) levels[i] = Math.min(Math.max(as16[i], 0), GRAY_LEVELS - 1);
-  }
+/**
+ * Runs the tile mappings and their blending on the histogram bin of every
+ * pixel (row-major, `height` rows of `width`) and returns the blended 14-bit
+ * levels, before scikit-image's final rescale.
+ */
+function equalizeBins(pixelBins: Uint16Array, width: number, height: number, settings: ClaheSettings): Uint16Array {
+  const { nbins, clipLimit, kernelRows, kernelCols, binSize } = settings;
 
   // Reflect-pad so each side is a multiple of the tile size, preceded by half a tile.
   const padTop = Math.floor(kernelRows / 2);
@@ -124,14 +125,13 @@ export function equalizeAdapthist(data: ArrayLike<number>, width: number, height
   const padRight = ((kernelCols - (width % kernelCols)) % kernelCols) + Math.ceil(kernelCols / 2);
   const paddedHeight = height + padTop + padBottom;
   const paddedWidth = width + padLeft + padRight;
-  const binSize = 1 + Math.floor(GRAY_LEVELS / nbins);
+  const sourceColumns = new Int32Array(paddedWidth);
+  for (let x = 0; x < paddedWidth; x++) sourceColumns[x] = reflectIndex(x - padLeft, width);
   const bins = new Uint16Array(paddedHeight * paddedWidth);
   for (let y = 0; y < paddedHeight; y++) {
-    const sy = reflectIndex(y - padTop, height);
-    for (let x = 0; x < paddedWidth; x++) {
-      const sx = reflectIndex(x - padLeft, width);
-      bins[y * paddedWidth + x] = Math.floor(levels[sy * width + sx] / binSize);
-    }
+    const sourceRow = reflectIndex(y - padTop, height) * width;
+    const row = y * paddedWidth;
+    for (let x = 0; x < paddedWidth; x++) bins[row + x] = pixelBins[sourceRow + sourceColumns[x]];
   }
 
   // One mapping per contextual region; regions start half a tile into the padded image.
@@ -152,7 +152,8 @@ export function equalizeAdapthist(data: ArrayLike<number>, width: number, height
       const y0 = padTop + ty * kernelRows;
       const x0 = padLeft + tx * kernelCols;
       for (let y = y0; y < y0 + kernelRows; y++) {
-        for (let x = x0; x < x0 + kernelCols; x++) hist[bins[y * paddedWidth + x]]++;
+        const row = y * paddedWidth;
+        for (let x = row + x0; x < row + x0 + kernelCols; x++) hist[bins[x]]++;
       }
       clipHistogram(hist, limit);
       const base = ((ty + 1) * mapCols + (tx + 1)) * histLength;
@@ -174,44 +175,138 @@ export function equalizeAdapthist(data: ArrayLike<number>, width: number, height
   }
 
   // Blend the four surrounding mappings per pixel, accumulating in float32 and truncating to an integer.
-  const rowWeights = new Float64Array(kernelRows);
-  const colWeights = new Float64Array(kernelCols);
-  for (let r = 0; r < kernelRows; r++) rowWeights[r] = r / kernelRows;
-  for (let c = 0; c < kernelCols; c++) colWeights[c] = c / kernelCols;
-  const result = new Uint16Array(count);
+  const columnBlocks = new Int32Array(width);
+  const columnWeights = new Float64Array(width);
+  for (let x = 0; x < width; x++) {
+    const px = x + padLeft;
+    const block = Math.floor(px / kernelCols);
+    columnBlocks[x] = block;
+    columnWeights[x] = (px - block * kernelCols) / kernelCols;
+  }
+  const result = new Uint16Array(width * height);
   for (let y = 0; y < height; y++) {
     const py = y + padTop;
     const blockRow = Math.floor(py / kernelRows);
-    const cy = rowWeights[py - blockRow * kernelRows];
+    const cy = (py - blockRow * kernelRows) / kernelRows;
+    const upperMaps = blockRow * mapCols;
+    const lowerMaps = (blockRow + 1) * mapCols;
+    const binRow = py * paddedWidth + padLeft;
+    const outRow = y * width;
     for (let x = 0; x < width; x++) {
-      const px = x + padLeft;
-      const blockCol = Math.floor(px / kernelCols);
-      const cx = colWeights[px - blockCol * kernelCols];
-      const bin = bins[py * paddedWidth + px];
-      const m00 = maps[(blockRow * mapCols + blockCol) * histLength + bin];
-      const m01 = maps[(blockRow * mapCols + blockCol + 1) * histLength + bin];
-      const m10 = maps[((blockRow + 1) * mapCols + blockCol) * histLength + bin];
-      const m11 = maps[((blockRow + 1) * mapCols + blockCol + 1) * histLength + bin];
+      const cx = columnWeights[x];
+      const block = columnBlocks[x];
+      const bin = bins[binRow + x];
+      const m00 = maps[(upperMaps + block) * histLength + bin];
+      const m01 = maps[(upperMaps + block + 1) * histLength + bin];
+      const m10 = maps[(lowerMaps + block) * histLength + bin];
+      const m11 = maps[(lowerMaps + block + 1) * histLength + bin];
       let sum = Math.fround(m00 * ((1 - cx) * (1 - cy)));
       sum = Math.fround(sum + Math.fround(m01 * (cx * (1 - cy))));
       sum = Math.fround(sum + Math.fround(m10 * ((1 - cx) * cy)));
       sum = Math.fround(sum + Math.fround(m11 * (cx * cy)));
-      result[y * width + x] = Math.trunc(sum);
+      result[outRow + x] = Math.trunc(sum);
     }
   }
+  return result;
+}
+
+/** Returns the minimum and maximum of 16-bit values, or [Infinity, -Infinity] when there are none. */
+function range16(values: Uint16Array): [number, number] {
+  let low = Infinity;
+  let high = -Infinity;
+  for (let i = 0; i < values.length; i++) {
+    const v = values[i];
+    if (v < low) low = v;
+    if (v > high) high = v;
+  }
+  return [low, high];
+}
+
+/**
+ * Equalises a 2-D image whose values lie in [0, 1] and returns the result
+ * stretched to [0, 1]. `data` contains `height` rows of `width` values. The
+ * result equals scikit-image's for the same values given as float64 (float32
+ * input makes scikit-image round its last rescale in float32).
+ */
+export function equalizeAdapthist(data: ArrayLike<number>, width: number, height: number, options: ClaheOptions = {}): Float64Array {
+  const count = width * height;
+  if (data.length !== count) throw new Error(`Invalid CLAHE input: ${data.length} values for a ${height} x ${width} image`);
+  const settings = resolveSettings(width, height, options);
+
+  // img_as_uint: float64 in [0, 1] to uint16, rounded half to even.
+  const as16 = new Uint16Array(count);
+  for (let i = 0; i < count; i++) {
+    const v = data[i];
+    if (!(v >= 0 && v <= 1)) throw new Error(`Invalid CLAHE input value ${v} at index ${i}: expected values in [0, 1]`);
+    as16[i] = roundHalfEven(v * 65535);
+  }
+  // rescale_intensity to [0, 2^14 - 1] over the image's own range, rounded half to even, then the bin of each level.
+  const [low, high] = range16(as16);
+  const pixelBins = new Uint16Array(count);
+  for (let i = 0; i < count; i++) {
+    const level = high > low
+      ? roundHalfEven(((as16[i] - low) / (high - low)) * (GRAY_LEVELS - 1))
+      : Math.min(Math.max(as16[i], 0), GRAY_LEVELS - 1);
+    pixelBins[i] = Math.floor(level / settings.binSize);
+  }
+
+  const result = equalizeBins(pixelBins, width, height, settings);
 
   // Final rescale_intensity of the float image to [0, 1] over its own range.
-  let outLow = Infinity;
-  let outHigh = -Infinity;
-  for (let i = 0; i < count; i++) {
-    if (result[i] < outLow) outLow = result[i];
-    if (result[i] > outHigh) outHigh = result[i];
-  }
+  const [outLow, outHigh] = range16(result);
   const out = new Float64Array(count);
   if (outHigh > outLow) {
     for (let i = 0; i < count; i++) out[i] = (result[i] - outLow) / (outHigh - outLow);
   } else {
     for (let i = 0; i < count; i++) out[i] = Math.min(Math.max(result[i], 0), 1);
   }
+  return out;
+}
+
+/**
+ * Equalises an 8-bit image after scaling it to [0, 1] by its maximum and
+ * returns 8-bit values: the same numbers as scikit-image's
+ * `img_as_ubyte(equalize_adapthist(image / image.max()))` on float64, with
+ * `img_as_ubyte` rounding x * 255 half to even. An all-zero image stays zero
+ * before equalisation, as dividing by its maximum is skipped.
+ */
+export function equalizeAdapthistUint8(gray: Uint8Array, width: number, height: number, options: ClaheOptions = {}): Uint8Array {
+  const count = width * height;
+  if (gray.length !== count) throw new Error(`Invalid CLAHE input: ${gray.length} values for a ${height} x ${width} image`);
+  const settings = resolveSettings(width, height, options);
+
+  // Every step before the histogram depends on the grey value alone, so one table of 256 bins replaces it.
+  let minValue = 255;
+  let maxValue = 0;
+  for (let i = 0; i < count; i++) {
+    const v = gray[i];
+    if (v < minValue) minValue = v;
+    if (v > maxValue) maxValue = v;
+  }
+  const as16 = new Float64Array(256);
+  for (let v = 0; v < 256; v++) as16[v] = maxValue > 0 ? roundHalfEven((v / maxValue) * 65535) : 0;
+  const low = as16[minValue];
+  const high = as16[maxValue];
+  const binOfValue = new Uint16Array(256);
+  for (let v = 0; v < 256; v++) {
+    const level = high > low
+      ? roundHalfEven(((as16[v] - low) / (high - low)) * (GRAY_LEVELS - 1))
+      : Math.min(Math.max(as16[v], 0), GRAY_LEVELS - 1);
+    binOfValue[v] = Math.floor(level / settings.binSize);
+  }
+  const pixelBins = new Uint16Array(count);
+  for (let i = 0; i < count; i++) pixelBins[i] = binOfValue[gray[i]];
+
+  const result = equalizeBins(pixelBins, width, height, settings);
+
+  // The blended levels are integers in [outLow, outHigh], so the final rescale is also one table.
+  const [outLow, outHigh] = range16(result);
+  const toByte = new Uint8Array(outHigh - outLow + 1);
+  for (let level = outLow; level <= outHigh; level++) {
+    const unit = outHigh > outLow ? (level - outLow) / (outHigh - outLow) : Math.min(Math.max(level, 0), 1);
+    toByte[level - outLow] = roundHalfEven(unit * 255);
+  }
+  const out = new Uint8Array(count);
+  for (let i = 0; i < count; i++) out[i] = toByte[result[i] - outLow];
   return out;
 }

@@ -1,11 +1,14 @@
 /**
  * One-channel radiograph in memory, and the decoding of JPEG and PNG files
- * into it with sharp (libvips). Pixel values are kept exactly as stored:
- * 8-bit files give `Uint8Array`, 16-bit files `Uint16Array`.
+ * into it. Pixel values are kept exactly as stored: 8-bit files give
+ * `Uint8Array`, 16-bit files `Uint16Array`. 8-bit grey PNGs are decoded by
+ * `decodeSimplePng` (zlib on the calling thread), and every other file by
+ * sharp (libvips). sharp ignores any embedded ICC profile, as Pillow does.
  */
 
 import * as fs from 'fs';
 import sharp, { Metadata } from 'sharp';
+import { decodeSimplePng, readPngHeader } from './png';
 
 /** A grey-level image stored row by row (row-major, `height` rows of `width` values). */
 export interface GrayImage {
@@ -59,25 +62,24 @@ function nativeUint16(buffer: Buffer): Uint16Array {
  * come back as their numeric values. `source` names the input in errors.
  */
 export async function decodeImageBuffer(buffer: Buffer, source: string): Promise<GrayImage> {
-  let metadata: Metadata;
+  // Grey PNGs decode faster in JavaScript than through a libvips call. RGB PNGs are left to libvips,
+  // which undoes their (mostly Paeth) filters on three times as many bytes faster than JavaScript does.
+  const png = readPngHeader(buffer);
+  if (png !== undefined && (png.colorType === 0 || png.colorType === 4)) {
+    const decoded = decodeSimplePng(buffer, source);
+    if (decoded !== undefined) {
+      return { width: decoded.width, height: decoded.height, data: toGray8(decoded.data, decoded.width, decoded.height, decoded.channels) };
+    }
+  }
+
+  // The PNG or JPEG header identifies 8-bit files without a metadata call. Other files are checked by sharp.
+  const eightBit = png !== undefined ? png.bitDepth <= 8 : readJpegFrame(buffer)?.precision === 8;
+  const { depth, channels = 1 } = eightBit ? { depth: 'uchar', channels: 1 } : await readImageMetadata(buffer, source);
   try {
-    metadata = await sharp(buffer).metadata();
-  } catch (error) {
-    throw new XrayDecodeError(`Cannot decode X-ray image ${source}: ${(error as Error).message}`);
-  }
-  const { format, depth, channels } = metadata;
-  if (format !== 'jpeg' && format !== 'png') {
-    throw new XrayDecodeError(`Unsupported X-ray image format "${format}" in ${source}: expected JPEG, PNG or DICOM`);
-  }
-  if (channels === undefined || channels < 1 || channels > 4) {
-    throw new XrayDecodeError(`Unsupported channel count ${channels} in ${source}: expected 1 to 4 channels`);
-  }
-  const sixteenBit = depth === 'ushort';
-  try {
-    if (sixteenBit) {
+    if (depth === 'ushort') {
       // Without an explicit 16-bit colour space, libvips would convert to 8-bit sRGB on raw output.
       const space = channels >= 3 ? 'rgb16' : 'grey16';
-      const { data, info } = await sharp(buffer, { failOn: 'error' })
+      const { data, info } = await sharp(buffer, { failOn: 'error', ignoreIcc: true })
         .toColourspace(space)
         .raw({ depth: 'ushort' })
         .toBuffer({ resolveWithObject: true });
@@ -87,16 +89,120 @@ export async function decodeImageBuffer(buffer: Buffer, source: string): Promise
           : rgbToGray16(samples, info.width, info.height, info.channels);
       return { width: info.width, height: info.height, data: gray };
     }
-    const { data, info } = await sharp(buffer, { failOn: 'error' }).raw().toBuffer({ resolveWithObject: true });
+    const { data, info } = await sharp(buffer, { failOn: 'error', ignoreIcc: true }).raw().toBuffer({ resolveWithObject: true });
     const bytes = new Uint8Array(data.buffer, data.byteOffset, data.length);
-    let gray: Uint8Array;
-    if (info.channels === 1) gray = bytes;
-    else if (info.channels === 2) gray = pickFirstChannel8(bytes, info.channels);
-    else gray = rgbToGray8(bytes, info.width, info.height, info.channels);
-    return { width: info.width, height: info.height, data: gray };
+    return { width: info.width, height: info.height, data: toGray8(bytes, info.width, info.height, info.channels) };
   } catch (error) {
     throw new XrayDecodeError(`Cannot decode X-ray image ${source}: ${(error as Error).message}`);
   }
+}
+
+/** The smallest shrink of each side, relative to the target, at which `decodeJpegResized` decodes a JPEG at reduced scale. */
+export const JPEG_SHRINK_ON_LOAD_MIN = 4;
+
+/**
+ * Decodes a JPEG straight to `width` x `height` grey pixels with libvips.
+ * Where the image is at least `JPEG_SHRINK_ON_LOAD_MIN` times the target on
+ * both sides, libjpeg decodes it at 1/2, 1/4 or 1/8 scale in the DCT domain
+ * (shrink-on-load). sharp picks the largest of these scales that leaves at
+ * least a factor of 2, and libvips reduces the rest with its linear
+ * (triangle) kernel. Colour
+ * images are resized in RGB and then converted with Pillow's luma formula.
+ *
+ * NOTE: this is not Pillow's result. The DCT-domain scaling is not a bilinear
+ * filter, libvips rounds its fixed-point weights differently, and it extends
+ * the edge pixels where Pillow renormalises its filter window. After CLAHE,
+ * which magnifies small differences, the output differs from the
+ * Pillow-exact path by about one grey level on average.
+ */
+export async function decodeJpegResized(buffer: Buffer, source: string, width: number, height: number): Promise<GrayImage> {
+  let channels = readJpegFrame(buffer)?.components;
+  if (channels === undefined) {
+    // No frame header found: let sharp name the problem, or the format when it is not a JPEG.
+    const metadata = await readImageMetadata(buffer, source);
+    if (metadata.format !== 'jpeg') throw new XrayDecodeError(`Cannot decode ${source} as JPEG: its format is ${metadata.format}`);
+    channels = metadata.channels;
+  }
+  try {
+    let pipeline = sharp(buffer, { failOn: 'error', ignoreIcc: true })
+      .resize(width, height, { fit: 'fill', kernel: 'linear', fastShrinkOnLoad: false });
+    // libvips writes grey JPEGs as sRGB unless the output colour space is set.
+    if (channels === 1) pipeline = pipeline.toColourspace('b-w');
+    const { data, info } = await pipeline.raw().toBuffer({ resolveWithObject: true });
+    const bytes = new Uint8Array(data.buffer, data.byteOffset, data.length);
+    return { width: info.width, height: info.height, data: toGray8(bytes, info.width, info.height, info.channels) };
+  } catch (error) {
+    throw new XrayDecodeError(`Cannot decode X-ray image ${source}: ${(error as Error).message}`);
+  }
+}
+
+/** The start-of-frame fields of a JPEG that the preprocessing needs. */
+export interface JpegFrame {
+  width: number;
+  height: number;
+  /** Colour components: 1 for grey, 3 for YCbCr or RGB, 4 for CMYK. */
+  components: number;
+  /** Bits per sample: 8, or 12 for extended-process files (which libvips cannot decode). */
+  precision: number;
+}
+
+/**
+ * Reads the first start-of-frame segment of a JPEG (any process: baseline,
+ * progressive, lossless). Returns undefined when there is none before the
+ * scan data, so that the decoder reports what is wrong.
+ */
+export function readJpegFrame(bytes: Uint8Array): JpegFrame | undefined {
+  if (bytes.length < 4 || bytes[0] !== 0xff || bytes[1] !== 0xd8) return undefined;
+  let offset = 2;
+  while (offset + 10 <= bytes.length) {
+    if (bytes[offset] !== 0xff) return undefined;
+    const marker = bytes[offset + 1];
+    // Fill bytes and markers without a length field.
+    if (marker === 0xff) {
+      offset += 1;
+      continue;
+    }
+    if (marker === 0x01 || (marker >= 0xd0 && marker <= 0xd7)) {
+      offset += 2;
+      continue;
+    }
+    // Start of scan or end of image: no frame header came first.
+    if (marker === 0xda || marker === 0xd9) return undefined;
+    const length = (bytes[offset + 2] << 8) | bytes[offset + 3];
+    // SOF0 to SOF15, except DHT (C4), JPG (C8) and DAC (CC).
+    if (marker >= 0xc0 && marker <= 0xcf && marker !== 0xc4 && marker !== 0xc8 && marker !== 0xcc) {
+      const height = (bytes[offset + 5] << 8) | bytes[offset + 6];
+      const width = (bytes[offset + 7] << 8) | bytes[offset + 8];
+      return { width, height, components: bytes[offset + 9], precision: bytes[offset + 4] };
+    }
+    offset += 2 + length;
+  }
+  return undefined;
+}
+
+/** Reads the format, bit depth and channel count with sharp, raising `XrayDecodeError` for anything but a 1- to 4-channel JPEG or PNG. */
+async function readImageMetadata(buffer: Buffer, source: string): Promise<Metadata> {
+  let metadata: Metadata;
+  try {
+    metadata = await sharp(buffer).metadata();
+  } catch (error) {
+    throw new XrayDecodeError(`Cannot decode X-ray image ${source}: ${(error as Error).message}`);
+  }
+  const { format, channels } = metadata;
+  if (format !== 'jpeg' && format !== 'png') {
+    throw new XrayDecodeError(`Unsupported X-ray image format "${format}" in ${source}: expected JPEG, PNG or DICOM`);
+  }
+  if (channels === undefined || channels < 1 || channels > 4) {
+    throw new XrayDecodeError(`Unsupported channel count ${channels} in ${source}: expected 1 to 4 channels`);
+  }
+  return metadata;
+}
+
+/** Reduces interleaved 8-bit samples to grey: the first channel of grey + alpha, Pillow's luma for RGB(A). */
+function toGray8(samples: Uint8Array, width: number, height: number, channels: number): Uint8Array {
+  if (channels === 1) return samples;
+  if (channels === 2) return pickFirstChannel8(samples, channels);
+  return rgbToGray8(samples, width, height, channels);
 }
 
 function pickFirstChannel8(samples: Uint8Array, channels: number): Uint8Array {

@@ -1,11 +1,12 @@
 /** Chest X-ray reading and preprocessing. */
 
 export { augmentXray, gaussianBlur, XrayAugmentOptions } from './augment';
-export { ClaheOptions, clipHistogram, equalizeAdapthist, roundHalfEven } from './clahe';
+export { ClaheOptions, clipHistogram, equalizeAdapthist, equalizeAdapthistUint8, roundHalfEven } from './clahe';
 export { decodeDicom, DicomDecodeOptions, DicomImageInfo, readDicomInfo } from './dicom';
-export { decodeImageBuffer, GrayImage, rgbToGray8, XrayDecodeError } from './image';
+export { decodeImageBuffer, decodeJpegResized, GrayImage, rgbToGray8, XrayDecodeError } from './image';
+export { decodeSimplePng, DecodedPng, isPng, PngHeader, readPngHeader } from './png';
 export {
-  claheUint8, decodeXrayFile, looksLikeDicom, normaliseToRgb, preprocessXrayFile, scaleToUnit,
-  XRAY_MEAN, XRAY_SIZE, XRAY_STD, XrayPreprocessOptions,
+  claheUint8, claheXrayFile, decodeXrayFile, decodeXrayFileResized, looksLikeDicom, normaliseToRgb, preprocessXrayFile, scaleToUnit,
+  XRAY_MEAN, XRAY_RESIZE_MODES, XRAY_SIZE, XRAY_STD, XrayPreprocessOptions, XrayResizeMode, XrayResizeOptions,
 } from './preprocess';
 export { resizeBilinear8, resizeBilinearFloat, resizeGray } from './resize';
