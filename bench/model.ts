@@ -7,7 +7,10 @@
  * figure is one step of a tower: the encoder in training mode with DropKey,
  * its nonlinear head, symmetric InfoNCE against fixed target embeddings, the
  * backward pass and an Adam update. The inference figure is the encoder in
- * eval mode. Each line ends in `ratio=X`, ours over PyTorch's.
+ * eval mode. Each figure is measured twice on our side: as a compiled graph
+ * (`compileGraph`, one TensorFlow session run per call, as the library runs
+ * them on the native backend) and eagerly, one TensorFlow.js operation at a
+ * time. Each line ends in `ratio=X`, ours over PyTorch's.
  * Run with `npm run bench:model`; `--preset tiny` runs one preset and
  * `--tower ecg` one tower (`image` or `ecg`).
  */
@@ -15,6 +18,7 @@ import { spawnSync } from 'child_process';
 import * as path from 'path';
 
 import { initBackend, tf } from '../src/backend';
+import { compileGraph } from '../src/backend/graph';
 import {
   EcgEncoder,
   type EncoderOutput,
@@ -50,6 +54,12 @@ interface Rates {
   inferBatchesPerSecond: number;
 }
 
+/** Our rates run eagerly and as compiled graphs. */
+interface OurRates {
+  eager: Rates;
+  graph: Rates;
+}
+
 /** Returns calls per second of `step` after one warm-up call. `step` must wait for its result. */
 function rate(step: () => void, minSeconds: number, minIterations: number): number {
   step();
@@ -74,7 +84,7 @@ function settingsFor(preset: BenchPreset, tower: Tower) {
   };
 }
 
-function measureOurs(preset: BenchPreset, tower: Tower): Rates {
+function measureOurs(preset: BenchPreset, tower: Tower): OurRates {
   const settings = settingsFor(preset, tower);
   const timing = settings.timing;
   const head = new ProjectionHead(settings.head);
@@ -88,36 +98,45 @@ function measureOurs(preset: BenchPreset, tower: Tower): Rates {
     encoder = new EcgEncoder(settings.ecg, { seed: 2 });
     input = tf.randomNormal([BATCH, settings.ecg.leads, settings.ecg.samples]);
   }
-  const run = (training: boolean): EncoderOutput =>
+  const run = (x: tf.Tensor, training: boolean): EncoderOutput =>
     encoder instanceof VisionTransformer
-      ? encoder.forward(input as tf.Tensor4D, { training })
-      : encoder.forward(input as tf.Tensor3D, { training });
+      ? encoder.forward(x as tf.Tensor4D, { training })
+      : encoder.forward(x as tf.Tensor3D, { training });
   const targets = tf.randomNormal([BATCH, settings.head.outputDim]) as tf.Tensor2D;
   const variables = [...encoder.trainableVariables(), ...head.trainableVariables()];
   const optimizer = tf.train.adam(3e-5);
 
-  const trainStep = (): void => {
-    const { value, grads } = tf.variableGrads(() => infoNce(head.apply(run(true).pooled, true), targets, 0.02), variables);
+  const trainStep = (x: tf.Tensor, y: tf.Tensor): tf.Scalar[] => {
+    const { value, grads } = tf.variableGrads(() => infoNce(head.apply(run(x, true).pooled, true), y as tf.Tensor2D, 0.02), variables);
     optimizer.applyGradients(Object.entries(grads).map(([name, tensor]) => ({ name, tensor })));
-    // The native backend runs ops eagerly, so reading the loss back waits for the whole step.
-    value.dataSync();
-    tf.dispose([value, ...Object.values(grads)]);
+    tf.dispose(Object.values(grads));
+    return [value];
   };
-  const inferStep = (): void => {
-    const { pooled } = run(false);
-    pooled.dataSync();
-    pooled.dispose();
+  const inferStep = (x: tf.Tensor): tf.Tensor2D[] => [run(x, false).pooled];
+  const compiledTrain = compileGraph(trainStep, { name: `${preset} ${tower} train step` });
+  const compiledInfer = compileGraph(inferStep, { name: `${preset} ${tower} inference`, freezeVariables: true });
+  // Reading the result back waits for the whole step on both paths.
+  const wait = (tensors: tf.Tensor[]): void => {
+    tensors[0].dataSync();
+    tf.dispose(tensors);
   };
 
-  const rates: Rates = {
-    trainStepsPerSecond: rate(trainStep, timing.trainSeconds, timing.trainIterations),
-    inferBatchesPerSecond: rate(inferStep, timing.inferSeconds, timing.inferIterations),
+  const eager: Rates = {
+    trainStepsPerSecond: rate(() => wait(trainStep(input, targets)), timing.trainSeconds, timing.trainIterations),
+    inferBatchesPerSecond: rate(() => wait(inferStep(input)), timing.inferSeconds, timing.inferIterations),
   };
+  // The eager steps created Adam's slots, so the first compiled call traces and `rate`'s warm-up call covers it.
+  const graph: Rates = {
+    trainStepsPerSecond: rate(() => wait(compiledTrain.call(input, targets)), timing.trainSeconds, timing.trainIterations),
+    inferBatchesPerSecond: rate(() => wait(compiledInfer.call(input)), timing.inferSeconds, timing.inferIterations),
+  };
+  compiledTrain.dispose();
+  compiledInfer.dispose();
   optimizer.dispose();
   tf.dispose([input, targets]);
   encoder.dispose();
   head.dispose();
-  return rates;
+  return { eager, graph };
 }
 
 interface ReferenceRates {
@@ -172,10 +191,12 @@ async function main(): Promise<void> {
       }
       const name = tower === 'image' ? 'X-ray' : 'ECG';
       console.log(`# ${preset} ${name}: PyTorch threads ${JSON.stringify(reference.threads)}`);
-      console.log(line(`${preset} ${name} train step: encoder, head, InfoNCE, Adam (batch ${BATCH})`,
-        ours.trainStepsPerSecond * BATCH, reference.train_steps_per_second * BATCH));
-      console.log(line(`${preset} ${name} encoder inference (batch ${BATCH})`,
-        ours.inferBatchesPerSecond * BATCH, reference.infer_batches_per_second * BATCH));
+      for (const mode of ['graph', 'eager'] as const) {
+        console.log(line(`${preset} ${name} train step: encoder, head, InfoNCE, Adam (batch ${BATCH}, ${mode})`,
+          ours[mode].trainStepsPerSecond * BATCH, reference.train_steps_per_second * BATCH));
+        console.log(line(`${preset} ${name} encoder inference (batch ${BATCH}, ${mode})`,
+          ours[mode].inferBatchesPerSecond * BATCH, reference.infer_batches_per_second * BATCH));
+      }
     }
   }
 }

@@ -185,6 +185,38 @@ describe('compiled graphs', () => {
     triple.dispose();
   });
 
+  it('runs shapes beyond maxGraphs eagerly', () => {
+    const offset = tf.variable(tf.scalar(1));
+    const shifted = compileGraph((x) => [tf.add(x, offset)], { maxGraphs: 1 });
+    for (const size of [3, 4, 3, 4]) {
+      const input = tf.zeros([size]);
+      const [out] = shifted.call(input);
+      assert.deepStrictEqual(Array.from(out.dataSync()), new Array(size).fill(1));
+      tf.dispose([input, out]);
+    }
+    assert.strictEqual(shifted.graphCount, 1);
+    assert.throws(() => compileGraph((x) => [x], { maxGraphs: -1 }), /Invalid maxGraphs -1/);
+    tf.dispose(offset);
+    shifted.dispose();
+  });
+
+  it('retraces after a frozen variable changes', () => {
+    const scale = tf.variable(tf.scalar(2));
+    const scaled = compileGraph((x) => [tf.mul(x, scale)], { freezeVariables: true });
+    const input = tf.tensor1d([1, 2]);
+    const outputs: number[][] = [];
+    for (const value of [2, 2, 5, 5]) {
+      scale.assign(tf.scalar(value));
+      const [out] = scaled.call(input);
+      outputs.push(Array.from(out.dataSync()));
+      out.dispose();
+    }
+    assert.deepStrictEqual(outputs, [[2, 4], [2, 4], [5, 10], [5, 10]]);
+    assert.strictEqual(scaled.graphCount, 1);
+    tf.dispose([input, scale]);
+    scaled.dispose();
+  });
+
   it('rejects an output computed outside TensorFlow', () => {
     const constant = compileGraph((x) => [tf.add(x, 1), tf.tensor1d([1, 2, 3])], { name: 'mixed outputs' });
     const input = tf.tensor1d([1]);

@@ -39,7 +39,20 @@ export interface CompileGraphOptions {
   name?: string;
   /** Run eagerly even on the native backend (for comparisons and debugging). */
   eager?: boolean;
+  /**
+   * Write the variables the function reads into the graph as constants
+   * (default false). TensorFlow can then fold and pre-pack them, which
+   * speeds up inference; a call after any of them was assigned traces anew.
+   */
+  freezeVariables?: boolean;
+  /**
+   * Most input signatures to keep graphs for (default 8). Calls with further
+   * signatures run eagerly, so varying shapes cannot pile up sessions.
+   */
+  maxGraphs?: number;
 }
+
+const DEFAULT_MAX_GRAPHS = 8;
 
 interface LoadedGraph {
   session: number;
@@ -63,6 +76,14 @@ function signatureOf(inputs: readonly tf.Tensor[]): string {
   return inputs.map((tensor) => `${tensor.dtype}[${tensor.shape.join(',')}]`).join(' ');
 }
 
+/** Returns true when every variable frozen into the graph still has the data it was traced with. */
+function isCurrent(graph: RecordedGraph): boolean {
+  for (const [variable, dataId] of graph.frozen) {
+    if (variable.isDisposed || variable.dataId !== dataId) return false;
+  }
+  return true;
+}
+
 function loadGraph(backend: NativeKernelBackend, graph: RecordedGraph, name: string): number {
   const folder = fs.mkdtempSync(path.join(os.tmpdir(), 'more-ts-graph-'));
   try {
@@ -83,10 +104,18 @@ export class GraphFunction<R extends tf.Tensor[]> {
   private readonly graphs = new Map<string, LoadedGraph>();
   private readonly name: string;
   private readonly eager: boolean;
+  private readonly freezeVariables: boolean;
+  private readonly maxGraphs: number;
+  private warnedFull = false;
 
   constructor(private readonly fn: (...inputs: tf.Tensor[]) => R, options: CompileGraphOptions = {}) {
     this.name = options.name ?? 'a compiled function';
     this.eager = options.eager ?? false;
+    this.freezeVariables = options.freezeVariables ?? false;
+    this.maxGraphs = options.maxGraphs ?? DEFAULT_MAX_GRAPHS;
+    if (!Number.isInteger(this.maxGraphs) || this.maxGraphs < 0) {
+      throw new Error(`Invalid maxGraphs ${this.maxGraphs} for ${this.name}: expected a whole number of at least 0`);
+    }
   }
 
   /** Number of input signatures traced so far (one graph each). */
@@ -100,9 +129,19 @@ export class GraphFunction<R extends tf.Tensor[]> {
     if (backend === undefined) return this.fn(...inputs);
     const signature = signatureOf(inputs);
     const loaded = this.graphs.get(signature);
-    if (loaded !== undefined) return this.replay(backend, loaded, inputs);
+    if (loaded !== undefined && isCurrent(loaded.graph)) return this.replay(backend, loaded, inputs);
+    if (loaded !== undefined) {
+      log.debug(`${this.name}: a frozen variable changed; tracing again`);
+      backend.deleteSavedModel(loaded.session);
+      this.graphs.delete(signature);
+    }
+    if (this.graphs.size >= this.maxGraphs) {
+      if (!this.warnedFull) log.debug(`${this.name}: ${this.maxGraphs} graphs kept; inputs ${signature} run eagerly`);
+      this.warnedFull = true;
+      return this.fn(...inputs);
+    }
 
-    const { result, graph } = new GraphRecorder(backend).run(this.fn, inputs);
+    const { result, graph } = new GraphRecorder(backend, this.freezeVariables).run(this.fn, inputs);
     if (graph === undefined) {
       log.debug(`${this.name}: the call created variables; tracing again on the next call`);
       return result;

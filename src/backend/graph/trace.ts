@@ -63,6 +63,8 @@ export interface RecordedGraph {
   outputs: string[];
   /** Variables the function assigned, with the `node:index` of their new value. */
   updates: { variable: tf.Variable; output: string }[];
+  /** Variables written into the graph as constants, with the data they had. */
+  frozen: Map<tf.Variable, object>;
   /** Number of recorded operations, constants not counted. */
   operationCount: number;
   /** Bytes of the constants frozen into the graph. */
@@ -127,7 +129,14 @@ export class GraphRecorder {
   private constantBytes = 0;
   private counter = 0;
 
-  constructor(private readonly backend: NativeKernelBackend) {}
+  private readonly frozen = new Map<tf.Variable, object>();
+
+  /**
+   * `freezeVariables` writes the variables the function reads into the graph
+   * as constants, which lets TensorFlow fold and pre-pack them; the graph is
+   * then valid only while those variables keep their values.
+   */
+  constructor(private readonly backend: NativeKernelBackend, private readonly freezeVariables = false) {}
 
   private handleOf(tensor: tf.Tensor): number | undefined {
     if ((tensor as unknown as { valueArray?: Int32Array }).valueArray !== undefined) return undefined;
@@ -190,7 +199,9 @@ export class GraphRecorder {
       const placeholder = this.placeholderByData.get(tensor.dataId);
       if (placeholder !== undefined) return `${placeholder}:0`;
       const variable = this.variableByData.get(tensor.dataId);
-      if (variable !== undefined) {
+      if (variable !== undefined && this.freezeVariables) {
+        this.frozen.set(variable, variable.dataId);
+      } else if (variable !== undefined) {
         return this.addPlaceholder(variable, (node) => ({ node, source: 'variable', variable, dtype: variable.dtype, shape: variable.shape }));
       }
     }
@@ -299,6 +310,9 @@ export class GraphRecorder {
     const updates: RecordedGraph['updates'] = [];
     for (const [variable, dataId] of this.startData) {
       if (variable.isDisposed || variable.dataId === dataId) continue;
+      if (this.frozen.has(variable)) {
+        throw new TraceError(`Cannot freeze variable ${variable.name}: the traced function assigns it`);
+      }
       updates.push({ variable, output: this.valueName(variable, `the update of variable ${variable.name}`) });
     }
     return {
@@ -308,6 +322,7 @@ export class GraphRecorder {
         placeholders: this.placeholders,
         outputs,
         updates,
+        frozen: this.frozen,
         operationCount: this.operationCount,
         constantBytes: this.constantBytes,
       },
