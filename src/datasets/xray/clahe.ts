@@ -125,14 +125,11 @@ function equalizeBins(pixelBins: Uint16Array, width: number, height: number, set
   const padRight = ((kernelCols - (width % kernelCols)) % kernelCols) + Math.ceil(kernelCols / 2);
   const paddedHeight = height + padTop + padBottom;
   const paddedWidth = width + padLeft + padRight;
+  // Source row and column of each padded row and column.
+  const sourceRows = new Int32Array(paddedHeight);
   const sourceColumns = new Int32Array(paddedWidth);
+  for (let y = 0; y < paddedHeight; y++) sourceRows[y] = reflectIndex(y - padTop, height);
   for (let x = 0; x < paddedWidth; x++) sourceColumns[x] = reflectIndex(x - padLeft, width);
-  const bins = new Uint16Array(paddedHeight * paddedWidth);
-  for (let y = 0; y < paddedHeight; y++) {
-    const sourceRow = reflectIndex(y - padTop, height) * width;
-    const row = y * paddedWidth;
-    for (let x = 0; x < paddedWidth; x++) bins[row + x] = pixelBins[sourceRow + sourceColumns[x]];
-  }
 
   // One mapping per contextual region; regions start half a tile into the padded image.
   const tileRows = Math.floor(paddedHeight / kernelRows) - 1;
@@ -151,9 +148,16 @@ function equalizeBins(pixelBins: Uint16Array, width: number, height: number, set
       hist.fill(0);
       const y0 = padTop + ty * kernelRows;
       const x0 = padLeft + tx * kernelCols;
+      // Tiles inside the image read their rows directly, and edge tiles go through the reflected columns.
+      const firstColumn = x0 - padLeft;
+      const inside = firstColumn + kernelCols <= width;
       for (let y = y0; y < y0 + kernelRows; y++) {
-        const row = y * paddedWidth;
-        for (let x = row + x0; x < row + x0 + kernelCols; x++) hist[bins[x]]++;
+        const row = sourceRows[y] * width;
+        if (inside) {
+          for (let x = row + firstColumn; x < row + firstColumn + kernelCols; x++) hist[pixelBins[x]]++;
+        } else {
+          for (let x = x0; x < x0 + kernelCols; x++) hist[pixelBins[row + sourceColumns[x]]]++;
+        }
       }
       clipHistogram(hist, limit);
       const base = ((ty + 1) * mapCols + (tx + 1)) * histLength;
@@ -190,12 +194,11 @@ function equalizeBins(pixelBins: Uint16Array, width: number, height: number, set
     const cy = (py - blockRow * kernelRows) / kernelRows;
     const upperMaps = blockRow * mapCols;
     const lowerMaps = (blockRow + 1) * mapCols;
-    const binRow = py * paddedWidth + padLeft;
     const outRow = y * width;
     for (let x = 0; x < width; x++) {
       const cx = columnWeights[x];
       const block = columnBlocks[x];
-      const bin = bins[binRow + x];
+      const bin = pixelBins[outRow + x];
       const m00 = maps[(upperMaps + block) * histLength + bin];
       const m01 = maps[(upperMaps + block + 1) * histLength + bin];
       const m10 = maps[(lowerMaps + block) * histLength + bin];

@@ -97,17 +97,26 @@ export async function decodeImageBuffer(buffer: Buffer, source: string): Promise
   }
 }
 
-/** The smallest shrink of each side, relative to the target, at which `decodeJpegResized` decodes a JPEG at reduced scale. */
-export const JPEG_SHRINK_ON_LOAD_MIN = 4;
+/**
+ * True for the files that `decodeResizedWithLibvips` handles: 8-bit JPEGs,
+ * and 8-bit RGB PNGs without an alpha channel. Grey PNGs are left out,
+ * because the JavaScript decoder and the Pillow-exact resize are faster than
+ * libvips on them.
+ */
+export function resizesWithLibvips(bytes: Uint8Array): boolean {
+  const png = readPngHeader(bytes);
+  if (png !== undefined) return png.bitDepth === 8 && png.colorType === 2;
+  return readJpegFrame(bytes)?.precision === 8;
+}
 
 /**
- * Decodes a JPEG straight to `width` x `height` grey pixels with libvips.
- * Where the image is at least `JPEG_SHRINK_ON_LOAD_MIN` times the target on
- * both sides, libjpeg decodes it at 1/2, 1/4 or 1/8 scale in the DCT domain
- * (shrink-on-load). sharp picks the largest of these scales that leaves at
- * least a factor of 2, and libvips reduces the rest with its linear
- * (triangle) kernel. Colour
- * images are resized in RGB and then converted with Pillow's luma formula.
+ * Decodes an 8-bit JPEG or RGB PNG straight to `width` x `height` grey
+ * pixels with libvips, which resizes with its linear (triangle) kernel. A
+ * JPEG at least 4 times the target on both sides is first decoded at 1/2,
+ * 1/4 or 1/8 scale in the DCT domain (shrink-on-load). sharp picks the
+ * largest of these scales that leaves at least a factor of 2 for the linear
+ * kernel. Colour images are resized in RGB and then converted with Pillow's
+ * luma formula.
  *
  * NOTE: this is not Pillow's result. The DCT-domain scaling is not a bilinear
  * filter, libvips rounds its fixed-point weights differently, and it extends
@@ -115,19 +124,17 @@ export const JPEG_SHRINK_ON_LOAD_MIN = 4;
  * which magnifies small differences, the output differs from the
  * Pillow-exact path by about one grey level on average.
  */
-export async function decodeJpegResized(buffer: Buffer, source: string, width: number, height: number): Promise<GrayImage> {
-  let channels = readJpegFrame(buffer)?.components;
-  if (channels === undefined) {
-    // No frame header found: let sharp name the problem, or the format when it is not a JPEG.
-    const metadata = await readImageMetadata(buffer, source);
-    if (metadata.format !== 'jpeg') throw new XrayDecodeError(`Cannot decode ${source} as JPEG: its format is ${metadata.format}`);
-    channels = metadata.channels;
+export async function decodeResizedWithLibvips(buffer: Buffer, source: string, width: number, height: number): Promise<GrayImage> {
+  const png = readPngHeader(buffer);
+  const jpeg = png === undefined ? readJpegFrame(buffer) : undefined;
+  if ((png === undefined || png.bitDepth !== 8 || png.colorType !== 2) && jpeg?.precision !== 8) {
+    throw new XrayDecodeError(`Cannot resize ${source} with libvips: expected an 8-bit JPEG or an 8-bit RGB PNG`);
   }
   try {
     let pipeline = sharp(buffer, { failOn: 'error', ignoreIcc: true })
       .resize(width, height, { fit: 'fill', kernel: 'linear', fastShrinkOnLoad: false });
     // libvips writes grey JPEGs as sRGB unless the output colour space is set.
-    if (channels === 1) pipeline = pipeline.toColourspace('b-w');
+    if (jpeg?.components === 1) pipeline = pipeline.toColourspace('b-w');
     const { data, info } = await pipeline.raw().toBuffer({ resolveWithObject: true });
     const bytes = new Uint8Array(data.buffer, data.byteOffset, data.length);
     return { width: info.width, height: info.height, data: toGray8(bytes, info.width, info.height, info.channels) };

@@ -3,7 +3,9 @@
 export { augmentXray, gaussianBlur, XrayAugmentOptions } from './augment';
 export { ClaheOptions, clipHistogram, equalizeAdapthist, equalizeAdapthistUint8, roundHalfEven } from './clahe';
 export { decodeDicom, DicomDecodeOptions, DicomImageInfo, readDicomInfo } from './dicom';
-export { decodeImageBuffer, decodeJpegResized, GrayImage, rgbToGray8, XrayDecodeError } from './image';
+export {
+  decodeImageBuffer, decodeResizedWithLibvips, GrayImage, JpegFrame, readJpegFrame, resizesWithLibvips, rgbToGray8, XrayDecodeError,
+} from './image';
 export { decodeSimplePng, DecodedPng, isPng, PngHeader, readPngHeader } from './png';
 export {
   claheUint8, claheXrayFile, decodeXrayFile, decodeXrayFileResized, looksLikeDicom, normaliseToRgb, preprocessXrayFile, scaleToUnit,
