@@ -23,6 +23,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 
+import { graphExecutionAvailable } from '../backend/graph';
 import { pollInterrupt } from '../util/interrupt';
 import { getLogger } from '../util/log';
 import { ProgressReporter, silentProgress } from '../util/progress';
@@ -33,10 +34,12 @@ import {
   disposeTrainingCheckpoint, loadTrainingCheckpoint, LoadedTrainingCheckpoint, readCheckpointIndex, resolveTrainingCheckpoint, saveTrainingCheckpoint,
 } from './train/checkpoint';
 import { EpochBatchSource, isEpochBatchSource, SizedBatch } from './train/sources';
+import { TrainingSteps } from './train/steps';
 
 export * from './train/checkpoint';
 export * from './train/more';
 export * from './train/sources';
+export { batchLayout, type BatchLayout } from './train/steps';
 
 const log = getLogger('tasks.train');
 
@@ -55,6 +58,15 @@ export interface TrainableModel<B> {
   trainableVariables(): tf.Variable[];
   /** The loss of one batch. Called inside a gradient tape when `context.training` is true. */
   batchLoss(batch: B, context: BatchContext): tf.Scalar;
+  /**
+   * Sets the state a training batch needs besides its tensors, such as the
+   * generator seeds drawn from `context.seed`. The trainer calls it before
+   * every training batch, also when a compiled graph replays the batch
+   * without calling {@link batchLoss}. Only a model that has it trains as
+   * compiled graphs: its `batchLoss` must then depend on nothing but the
+   * batch, the variables and what this method set.
+   */
+  prepareBatch?(context: BatchContext): void;
   /** Current contrastive temperature, shown in the progress line. */
   temperature?(): number;
 }
@@ -134,6 +146,14 @@ export interface TrainOptions {
   onEpochEnd?(record: EpochRecord): void;
   /** Test hook: pause this long after each file of a checkpoint write. Default 0. */
   checkpointWriteDelayMs?: number;
+  /**
+   * Run the training steps as compiled TensorFlow graphs, which is faster and
+   * gives the same results. It applies on the native backend to models with
+   * `prepareBatch`. Default true.
+   */
+  graph?: boolean;
+  /** Batch layouts (shapes and flags) that get a compiled graph; batches of further layouts train eagerly. Default 8. */
+  maxGraphs?: number;
 }
 
 export interface BatchRecord {
@@ -221,9 +241,10 @@ function resolveOptions(options: TrainOptions): ResolvedOptions {
     t0: 10, tMult: 1, etaMin: 3e-6, scheduleStep: 'epoch', accumulationSteps: 4, accumulation: 'sum',
     patience: 10, minDelta: 0, checkpointEveryEpochs: 5, checkpointEverySteps: 0, seed: 0, shuffle: true,
     dropLast: true, restoreBest: false, progress: silentProgress, label: 'training', checkpointWriteDelayMs: 0,
+    graph: true, maxGraphs: 8,
     ...Object.fromEntries(Object.entries(options).filter(([, value]) => value !== undefined)),
   };
-  const positiveIntegers = ['maxEpochs', 'batchSize', 'accumulationSteps', 'patience'] as const;
+  const positiveIntegers = ['maxEpochs', 'batchSize', 'accumulationSteps', 'patience', 'maxGraphs'] as const;
   for (const key of positiveIntegers) {
     if (!Number.isInteger(resolved[key]) || resolved[key] < 1) {
       throw new Error(`Invalid training option ${key}=${resolved[key]}: expected a positive integer`);
@@ -312,10 +333,20 @@ export async function fit<B>(
   const optimizer = new AdamW(trainables, {
     lr: settings.lr, betas: settings.betas, eps: settings.eps, weightDecay: settings.weightDecay,
   });
+  const graph = settings.graph && model.prepareBatch !== undefined && graphExecutionAvailable();
+  if (settings.graph && !graph) {
+    log.debug(model.prepareBatch === undefined
+      ? 'training eagerly: the model has no prepareBatch, so its loss may depend on the per-batch seed'
+      : 'training eagerly: compiled graphs need the native TensorFlow backend');
+  }
+  const steps = new TrainingSteps(trainables, optimizer, {
+    graph, maxGraphs: settings.maxGraphs, accumulation: settings.accumulation, stateVariables: [...model.namedWeights().values()],
+  });
   const bestWeights = new Map<string, tf.Tensor>();
   try {
-    return await new TrainingRun(model, data, settings, optimizer, trainables, bestWeights).run();
+    return await new TrainingRun(model, data, settings, optimizer, steps, bestWeights).run();
   } finally {
+    steps.dispose();
     optimizer.dispose();
     tf.dispose([...bestWeights.values()]);
   }
@@ -325,8 +356,6 @@ class TrainingRun<B> {
   private readonly schedule: CosineAnnealingWarmRestarts;
   private readonly rng: Rng;
   private state: TrainerState;
-  private accumulated = new Map<string, tf.Tensor>();
-  private accumulatedBatches = 0;
   private samplesThisRun = 0;
   private startedAt = 0;
 
@@ -335,7 +364,7 @@ class TrainingRun<B> {
     private readonly data: { train: TrainingSource<B>; validation?: TrainingSource<B> },
     private readonly settings: ResolvedOptions,
     private readonly optimizer: AdamW,
-    private readonly trainables: NamedVariable[],
+    private readonly steps: TrainingSteps,
     private readonly bestWeights: Map<string, tf.Tensor>,
   ) {
     this.schedule = new CosineAnnealingWarmRestarts({
@@ -393,9 +422,6 @@ class TrainingRun<B> {
     } catch (error) {
       settings.progress.end(`failed: ${(error as Error).message}`);
       throw error;
-    } finally {
-      tf.dispose([...this.accumulated.values()]);
-      this.accumulated.clear();
     }
     if (settings.restoreBest) this.restoreBestWeights();
     const result = this.result(stopReason);
@@ -448,7 +474,6 @@ class TrainingRun<B> {
   private async trainEpoch(): Promise<boolean> {
     const { settings, state } = this;
     const source = this.data.train;
-    const variables = this.trainables.map((entry) => entry.variable);
     const stream = isEpochBatchSource<B>(source) ? this.streamedBatches(source) : this.indexedBatches(source);
     try {
       for (;;) {
@@ -461,31 +486,32 @@ class TrainingRun<B> {
         if (next.done === true) break;
         const { batch, samples, index: b, last: lastOfEpoch, count } = next.value;
 
-        const seed = this.rng.nextUint32();
+        const context: BatchContext = { training: true, seed: this.rng.nextUint32() };
         let lossTensor: tf.Scalar;
-        let gradients: tf.NamedTensorMap;
         try {
-          ({ value: lossTensor, grads: gradients } = tf.variableGrads(
-            () => this.model.batchLoss(batch, { training: true, seed }), variables));
+          lossTensor = this.steps.accumulate(batch, {
+            prepare: () => this.model.prepareBatch?.(context),
+            loss: () => this.model.batchLoss(batch, context),
+          });
         } finally {
           this.disposeBatch(source, batch);
         }
         const loss = (await lossTensor.data())[0];
         lossTensor.dispose();
         if (!Number.isFinite(loss)) {
-          tf.dispose(Object.values(gradients));
+          // The accumulators contain this batch's gradients too, but nothing applies or saves them.
           throw new TrainingDivergedError(`Training loss is ${loss} at epoch ${state.epoch}, batch ${b} ` +
             `(optimiser step ${state.optimizerSteps}); stopped without writing a checkpoint. ` +
             'Lower the learning rate or check the batch for invalid values.');
         }
-        this.accumulate(gradients);
         state.batchesSeen += 1;
         state.epochLossSum += loss;
         state.epochLossBatches += 1;
         this.samplesThisRun += samples;
 
-        if (this.accumulatedBatches === settings.accumulationSteps || lastOfEpoch) {
-          this.applyGradients();
+        if (this.steps.accumulatedBatches === settings.accumulationSteps || lastOfEpoch) {
+          this.steps.apply();
+          state.optimizerSteps += 1;
           if (settings.scheduleStep === 'batch') {
             this.optimizer.lr = this.schedule.step(state.epoch + Math.min((b + 1) / count, 1));
           }
@@ -493,7 +519,7 @@ class TrainingRun<B> {
         state.batchInEpoch = b + 1;
         this.report(b, loss);
 
-        const stepCheckpoint = settings.checkpointEverySteps > 0 && this.accumulatedBatches === 0 &&
+        const stepCheckpoint = settings.checkpointEverySteps > 0 && this.steps.accumulatedBatches === 0 &&
           state.optimizerSteps % settings.checkpointEverySteps === 0 && !lastOfEpoch;
         if (stepCheckpoint && settings.runDir !== undefined) await this.writeCheckpoint({});
       }
@@ -546,38 +572,6 @@ class TrainingRun<B> {
       if (lookahead !== undefined && lookahead.done !== true) this.disposeBatch(source, lookahead.value.batch);
       await iterator.return?.();
     }
-  }
-
-  private accumulate(gradients: tf.NamedTensorMap): void {
-    for (const { name, variable } of this.trainables) {
-      // Variables the loss does not reach get no gradient and, as in PyTorch, no update.
-      const gradient = gradients[variable.name];
-      if (gradient === undefined || gradient === null) continue;
-      const previous = this.accumulated.get(name);
-      if (previous === undefined) {
-        this.accumulated.set(name, gradient);
-      } else {
-        this.accumulated.set(name, tf.add(previous, gradient));
-        previous.dispose();
-        gradient.dispose();
-      }
-    }
-    this.accumulatedBatches += 1;
-  }
-
-  private applyGradients(): void {
-    if (this.settings.accumulation === 'mean' && this.accumulatedBatches > 1) {
-      const scale = 1 / this.accumulatedBatches;
-      for (const [name, gradient] of this.accumulated) {
-        this.accumulated.set(name, tf.mul(gradient, scale));
-        gradient.dispose();
-      }
-    }
-    this.optimizer.step(this.accumulated);
-    tf.dispose([...this.accumulated.values()]);
-    this.accumulated.clear();
-    this.accumulatedBatches = 0;
-    this.state.optimizerSteps += 1;
   }
 
   private report(batch: number, loss: number): void {

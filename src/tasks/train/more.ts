@@ -26,13 +26,18 @@ function hasRng(part: unknown): part is Seeded {
 export function moreTrainingModel(model: MoreModel): TrainableModel<MoreBatch> {
   const parts: unknown[] = [model.image, model.ecg, model.text];
   const seeded = parts.filter(hasRng);
+  const seedParts = (seed: number): void => {
+    const seeds = new Rng(seed);
+    for (const part of seeded) part.rng.setState(new Rng(seeds.nextUint32()).getState());
+  };
   return {
     namedWeights: () => model.namedWeights(),
     trainableVariables: () => model.trainableVariables(),
     temperature: () => model.temperature.value(),
+    // A compiled graph replays a batch without calling batchLoss, so the seeding happens here as well.
+    prepareBatch: (context: BatchContext): void => seedParts(context.seed),
     batchLoss: (batch: MoreBatch, context: BatchContext): tf.Scalar => {
-      const seeds = new Rng(context.seed);
-      for (const part of seeded) part.rng.setState(new Rng(seeds.nextUint32()).getState());
+      seedParts(context.seed);
       return tf.tidy(() => model.loss(model.forward(batch, { training: context.training })));
     },
   };

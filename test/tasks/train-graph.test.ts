@@ -1,0 +1,195 @@
+import * as assert from 'assert';
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+
+import { tf } from '../../src/backend';
+import { MoreModel, type MoreBatch } from '../../src/model';
+import { TransformerTextEncoder, textPreset } from '../../src/model/text';
+import { AdamW } from '../../src/tasks/optim';
+import { BatchSource, batchLayout, EpochRecord, fit, moreTrainingModel, TrainOptions } from '../../src/tasks/train';
+import { TrainingSteps } from '../../src/tasks/train/steps';
+import { Rng } from '../../src/util/rng';
+
+const SAMPLES = 11;
+const TOKENS = 8;
+
+/** Builds the tiny MoRE model (DropKey at its default rate of 0.3, LoRA on the text encoder). */
+function buildModel(seed: number): MoreModel {
+  const text = new TransformerTextEncoder(textPreset('tiny'), { seed });
+  text.addLora({}, seed);
+  return new MoreModel({ preset: 'tiny', image: { imageSize: 32, patchSize: 16 }, ecg: { samples: 100 } }, text, { seed });
+}
+
+/** Builds a model with the weights of `source` and its own generator seeds. */
+function copyModel(source: MoreModel, seed: number): MoreModel {
+  const model = buildModel(seed);
+  model.loadNamedWeights(new Map([...source.namedWeights()].map(([name, variable]) => [name, variable as tf.Tensor])));
+  return model;
+}
+
+/** Seeded pairs; sample 3 lacks its X-ray and sample 7 its ECG, so batches have several layouts. */
+class MixedPairs implements BatchSource<MoreBatch> {
+  readonly size = SAMPLES;
+
+  loadBatch(indices: number[]): MoreBatch {
+    const images: number[] = [];
+    const ecgs: number[] = [];
+    const ids: number[][] = [];
+    const mask: number[][] = [];
+    for (const index of indices) {
+      const rng = new Rng(500 + index);
+      for (let i = 0; i < 32 * 32 * 3; i++) images.push(rng.normal());
+      for (let i = 0; i < 12 * 100; i++) ecgs.push(rng.uniform() * 2 - 1);
+      const length = 4 + rng.int(TOKENS - 4);
+      const tokens = [0];
+      while (tokens.length < length - 1) tokens.push(3 + rng.int(900));
+      tokens.push(2);
+      while (tokens.length < TOKENS) tokens.push(1);
+      ids.push(tokens);
+      mask.push(tokens.map((_, t) => (t < length ? 1 : 0)));
+    }
+    return {
+      images: tf.tensor4d(images, [indices.length, 32, 32, 3]),
+      ecgs: tf.tensor3d(ecgs, [indices.length, 12, 100]),
+      inputIds: tf.tensor2d(ids, undefined, 'int32'),
+      attentionMask: tf.tensor2d(mask, undefined, 'int32'),
+      imagePresent: indices.map((index) => index !== 3),
+      ecgPresent: indices.map((index) => index !== 7),
+    };
+  }
+}
+
+// Batches of 4, 4 and 3 samples, two of them per optimiser step, in a new order every epoch.
+const OPTIONS: TrainOptions = {
+  batchSize: 4, dropLast: false, accumulationSteps: 2, lr: 1e-3, t0: 2, etaMin: 1e-4, seed: 5,
+  scheduleStep: 'batch', checkpointEveryEpochs: 0, maxEpochs: 3,
+};
+
+interface Run {
+  losses: number[];
+  epochs: EpochRecord[];
+}
+
+async function train(model: MoreModel, options: TrainOptions): Promise<Run> {
+  const run: Run = { losses: [], epochs: [] };
+  await fit(moreTrainingModel(model), { train: new MixedPairs(), validation: new MixedPairs() }, {
+    ...OPTIONS, ...options, onBatchEnd: (record) => run.losses.push(record.loss), onEpochEnd: (record) => run.epochs.push(record),
+  });
+  return run;
+}
+
+/** Asserts each value is within `tolerance` of the expected one, relative to it when it exceeds 1. */
+function assertClose(actual: number[], expected: number[], tolerance: number, label: string): void {
+  assert.strictEqual(actual.length, expected.length, `${label}: count`);
+  actual.forEach((value, i) => {
+    assert.ok(Math.abs(value - expected[i]) <= tolerance * Math.max(1, Math.abs(expected[i])), `${label} ${i}: ${value} vs ${expected[i]}`);
+  });
+}
+
+function maxWeightDifference(a: MoreModel, b: MoreModel): { name: string; difference: number } {
+  const expected = b.namedWeights();
+  let worst = { name: '', difference: 0 };
+  for (const [name, variable] of a.namedWeights()) {
+    const difference = tf.tidy(() => tf.max(tf.abs(tf.sub(variable, expected.get(name) as tf.Variable))).dataSync()[0]);
+    if (difference > worst.difference) worst = { name, difference };
+  }
+  return worst;
+}
+
+describe('tasks/train compiled graphs', () => {
+  it('trains like eager MoRE training', async () => {
+    const eager = buildModel(1);
+    const graph = copyModel(eager, 1);
+    const limited = copyModel(eager, 1);
+    // TensorFlow's graph optimiser rounds some sums differently from eager operations. Adam's first steps
+    // move a weight by about lr whatever the size of its gradient, so a weight whose gradient is rounding
+    // noise (a bias that BatchNorm cancels) moves by +-lr in either run. A small lr keeps that below 1e-5.
+    const options: TrainOptions = { lr: 1e-6, etaMin: 1e-7, maxEpochs: 2 };
+    const eagerRun = await train(eager, { ...options, graph: false });
+    const graphRun = await train(graph, { ...options, graph: true });
+    // One graph only: batches of the other layouts train eagerly in between.
+    const limitedRun = await train(limited, { ...options, graph: true, maxGraphs: 1 });
+
+    assert.strictEqual(eagerRun.losses.length, 6);
+    assert.ok(new Set(eagerRun.losses).size > 1, 'the loss changes while training');
+    for (const [label, run] of [['graph', graphRun], ['one graph', limitedRun]] as const) {
+      assertClose(run.losses, eagerRun.losses, 1e-5, `${label} batch loss`);
+      assertClose(run.epochs.map((e) => e.validationLoss as number), eagerRun.epochs.map((e) => e.validationLoss as number), 1e-5, `${label} validation loss`);
+      assertClose(run.epochs.map((e) => e.lr), eagerRun.epochs.map((e) => e.lr), 0, `${label} learning rate`);
+    }
+    for (const model of [graph, limited]) {
+      const { name, difference } = maxWeightDifference(model, eager);
+      assert.ok(difference <= 1e-5, `${name} differs from eager training by ${difference}`);
+    }
+    for (const model of [eager, graph, limited]) model.dispose();
+  });
+
+  it('resumes graph training exactly', async () => {
+    const runDir = fs.mkdtempSync(path.join(os.tmpdir(), 'more-ts-train-graph-'));
+    try {
+      const straight = buildModel(2);
+      const first = copyModel(straight, 2);
+      const straightRun = await train(straight, { checkpointEverySteps: 1 });
+      const firstRun = await train(first, { runDir, maxEpochs: 2, checkpointEverySteps: 1 });
+      first.dispose();
+      // Other weights and generator seeds: everything must come from the checkpoint.
+      const resumed = buildModel(3);
+      const laterRun = await train(resumed, { runDir, checkpointEverySteps: 1 });
+
+      assertClose([...firstRun.losses, ...laterRun.losses], straightRun.losses, 1e-6, 'batch loss');
+      const { name, difference } = maxWeightDifference(resumed, straight);
+      assert.ok(difference <= 1e-6, `${name} differs by ${difference}`);
+      straight.dispose();
+      resumed.dispose();
+    } finally {
+      fs.rmSync(runDir, { recursive: true, force: true });
+    }
+  });
+
+  it('keeps the tensor count flat', async () => {
+    const model = buildModel(4);
+    const before = tf.memory().numTensors;
+    const counts: number[] = [];
+    await fit(moreTrainingModel(model), { train: new MixedPairs() }, {
+      ...OPTIONS, maxEpochs: 4, onEpochEnd: () => counts.push(tf.memory().numTensors),
+    });
+    assert.deepStrictEqual(counts, counts.map(() => counts[0]), `tensor count per epoch ${counts}`);
+    assert.strictEqual(tf.memory().numTensors, before, 'tensors left after training');
+    model.dispose();
+  });
+
+  it('bounds the graphs per step kind', () => {
+    const weight = tf.variable(tf.tensor1d([0.5, -0.25]), true, 'train_graph_weight');
+    const optimizer = new AdamW([{ name: 'w', variable: weight }], { lr: 0.1 });
+    const steps = new TrainingSteps([{ name: 'w', variable: weight }], optimizer, {
+      graph: true, maxGraphs: 2, accumulation: 'sum', stateVariables: [],
+    });
+    const before = tf.memory().numTensors;
+    for (const rows of [1, 2, 3, 1, 2, 3]) {
+      const inputs = tf.ones([rows, 2]);
+      const loss = steps.accumulate({ inputs }, {
+        prepare: () => undefined,
+        loss: () => tf.sum(tf.square(tf.matMul(inputs, weight.reshape([2, 1])))),
+      });
+      steps.apply();
+      tf.dispose([inputs, loss]);
+    }
+    // Two batch graphs (1 and 2 rows) and one optimiser graph; the 3-row batches ran eagerly.
+    assert.strictEqual(steps.graphCount, 3);
+    assert.strictEqual(optimizer.steps, 6);
+    assert.strictEqual(tf.memory().numTensors, before, 'the steps leaked tensors');
+    steps.dispose();
+    optimizer.dispose();
+    weight.dispose();
+  });
+
+  it('describes batch layouts', () => {
+    const ids = tf.zeros([2, 3], 'int32');
+    const layout = batchLayout({ ids, present: [true, false], note: 'x', missing: undefined });
+    assert.deepStrictEqual(layout?.tensors, [ids]);
+    assert.strictEqual(layout?.key, '{"ids":int32[2,3],"missing":undefined,"note":"x","present":[true,false]}');
+    assert.strictEqual(batchLayout({ ids, buffer: new Float32Array(2) }), undefined);
+    ids.dispose();
+  });
+});
