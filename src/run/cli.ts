@@ -25,6 +25,8 @@ const USAGE = `usage: npm start -- [options]
   --probe-epochs N        linear-probe epochs (default 30)
   --limit N               at most N samples per modality and split, for a quick smoke run
   --seed N                random seed (default 0)
+  --eager                 pre-train with eager operations instead of compiled
+                          TensorFlow graphs (slower, for comparison and debugging)
 Ctrl-C stops training after the current step and keeps the last finished
 epoch's checkpoint; run again with the same --out to resume from it.
   --no-notebook           skip the executed report notebook`;
@@ -36,6 +38,7 @@ async function main(): Promise<void> {
       'ecg-reports': { type: 'string' }, epochs: { type: 'string' }, 'batch-size': { type: 'string' },
       lr: { type: 'string' }, 'max-text-length': { type: 'string' }, 'probe-epochs': { type: 'string' },
       seed: { type: 'string' }, limit: { type: 'string' }, 'no-notebook': { type: 'boolean' }, help: { type: 'boolean' },
+      eager: { type: 'boolean' },
     },
   });
   if (values.help) {
@@ -70,6 +73,7 @@ async function main(): Promise<void> {
     probeEpochs: positiveIntegerOption('probe-epochs', values['probe-epochs']),
     limit: positiveIntegerOption('limit', values.limit),
     seed,
+    graph: values.eager !== true,
   });
   console.log(formatSummaryTable(summary));
   if (values['no-notebook']) return;

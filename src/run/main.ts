@@ -51,6 +51,8 @@ export interface MainJobOptions {
   /** Keep at most this many samples per modality in each split, for a quick smoke run (default: all). */
   limit?: number;
   seed?: number;
+  /** Run the pre-training steps as compiled TensorFlow graphs on the native backend (default true); false trains eagerly. */
+  graph?: boolean;
   progress?: ProgressReporter;
 }
 
@@ -140,6 +142,7 @@ export async function runMainJob(options: MainJobOptions = {}): Promise<MainJobS
     probeEpochs: options.probeEpochs ?? 30,
     limit: options.limit ?? 0,
     seed: options.seed ?? 0,
+    graph: options.graph ?? true,
     model: options.model ?? SAMPLE_MODEL,
     startedAt: startedAt.toISOString(),
   };
@@ -204,6 +207,7 @@ async function runInFolder(settings: MainJobSettings, progress: ProgressReporter
       patience: settings.epochs + 1,
       checkpointEveryEpochs: 0,
       seed: settings.seed,
+      graph: settings.graph,
       progress,
       label: 'pre-training',
       onEpochEnd: () => {
