@@ -5,9 +5,11 @@ import { strict as assert } from 'assert';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
+import { decodeXray } from '../../src/datasets/pipeline/decoders';
 import {
   claheUint8, claheXrayFile, decodeResizedWithLibvips, decodeXrayFile, decodeXrayFileResized, equalizeAdapthist,
-  equalizeAdapthistUint8, preprocessXrayFile, readJpegFrame, resizesWithLibvips, roundHalfEven, scaleToUnit, XrayDecodeError,
+  equalizeAdapthistUint8, normaliseToRgb, preprocessXrayFile, readJpegFrame, resizesWithLibvips, roundHalfEven, scaleToUnit,
+  XrayDecodeError,
 } from '../../src/datasets/xray';
 
 const FIXTURES = path.join(__dirname, '..', 'fixtures', 'datasets', 'xray');
@@ -104,6 +106,13 @@ describe('datasets/xray resize paths', () => {
     const out = await preprocessXrayFile(file);
     assert.equal(out.length, 224 * 224 * 3);
     assert.ok(Math.abs(out[3 * 1000] - (gray[1000] / 255 - 0.499) / 0.293) < 1e-6);
+  });
+
+  it('passes the mode through the pipeline decoder', async () => {
+    const entry = expected.eightBit.find((item) => item.file.endsWith('covid_7afaaccc.jpg')) as EightBitCase;
+    const reference = normaliseToRgb(new Uint8Array(fs.readFileSync(fixture(entry.clahe))));
+    assert.deepEqual(await decodeXray(fixture(entry.file), { resize: 'pillow' }), reference);
+    assert.notDeepEqual(await decodeXray(fixture(entry.file)), reference);
   });
 
   it('rejects an unknown resize mode', async () => {

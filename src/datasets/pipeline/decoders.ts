@@ -9,7 +9,7 @@ import { loadPreprocessedEcg } from '../ecg/load';
 import { EcgPreprocessOptions } from '../ecg/preprocess';
 import { XrayAugmentOptions } from '../xray/augment';
 import { DicomDecodeOptions } from '../xray/dicom';
-import { preprocessXrayFile, XRAY_SIZE } from '../xray/preprocess';
+import { preprocessXrayFile, XRAY_SIZE, XrayResizeMode } from '../xray/preprocess';
 import { DecodeContext, DecoderSpec } from './types';
 
 export interface XrayDecoderOptions {
@@ -19,6 +19,8 @@ export interface XrayDecoderOptions {
   augment?: boolean;
   augmentOptions?: XrayAugmentOptions;
   dicom?: DicomDecodeOptions;
+  /** 'fast' (default) or 'pillow' (bit-exact with Pillow + scikit-image); see `XrayPreprocessOptions.resize`. */
+  resize?: XrayResizeMode;
 }
 
 /** Decodes and preprocesses one radiograph to [size, size, 3]. */
@@ -26,7 +28,7 @@ export async function decodeXray(filePath: string, options: XrayDecoderOptions =
   const augment = options.augment && context.seed !== undefined
     ? { rng: new Rng(context.seed), options: options.augmentOptions }
     : undefined;
-  return preprocessXrayFile(filePath, { size: options.size, dicom: options.dicom, augment });
+  return preprocessXrayFile(filePath, { size: options.size, dicom: options.dicom, resize: options.resize, augment });
 }
 
 export interface EcgDecoderOptions {

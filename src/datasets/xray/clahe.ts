@@ -179,35 +179,40 @@ function equalizeBins(pixelBins: Uint16Array, width: number, height: number, set
   }
 
   // Blend the four surrounding mappings per pixel, accumulating in float32 and truncating to an integer.
-  const columnBlocks = new Int32Array(width);
+  // Pixels are visited one tile-wide column block at a time, so the four mapping offsets are fixed within a block.
   const columnWeights = new Float64Array(width);
+  const blockStarts: number[] = [];
   for (let x = 0; x < width; x++) {
     const px = x + padLeft;
     const block = Math.floor(px / kernelCols);
-    columnBlocks[x] = block;
     columnWeights[x] = (px - block * kernelCols) / kernelCols;
+    if (x === 0 || px % kernelCols === 0) blockStarts.push(x);
   }
+  blockStarts.push(width);
   const result = new Uint16Array(width * height);
   for (let y = 0; y < height; y++) {
     const py = y + padTop;
     const blockRow = Math.floor(py / kernelRows);
     const cy = (py - blockRow * kernelRows) / kernelRows;
-    const upperMaps = blockRow * mapCols;
-    const lowerMaps = (blockRow + 1) * mapCols;
+    const upperWeight = 1 - cy;
     const outRow = y * width;
-    for (let x = 0; x < width; x++) {
-      const cx = columnWeights[x];
-      const block = columnBlocks[x];
-      const bin = pixelBins[outRow + x];
-      const m00 = maps[(upperMaps + block) * histLength + bin];
-      const m01 = maps[(upperMaps + block + 1) * histLength + bin];
-      const m10 = maps[(lowerMaps + block) * histLength + bin];
-      const m11 = maps[(lowerMaps + block + 1) * histLength + bin];
-      let sum = Math.fround(m00 * ((1 - cx) * (1 - cy)));
-      sum = Math.fround(sum + Math.fround(m01 * (cx * (1 - cy))));
-      sum = Math.fround(sum + Math.fround(m10 * ((1 - cx) * cy)));
-      sum = Math.fround(sum + Math.fround(m11 * (cx * cy)));
-      result[outRow + x] = Math.trunc(sum);
+    for (let b = 0; b + 1 < blockStarts.length; b++) {
+      const block = Math.floor((blockStarts[b] + padLeft) / kernelCols);
+      const base00 = (blockRow * mapCols + block) * histLength;
+      const base01 = base00 + histLength;
+      const base10 = ((blockRow + 1) * mapCols + block) * histLength;
+      const base11 = base10 + histLength;
+      const end = blockStarts[b + 1];
+      for (let x = blockStarts[b]; x < end; x++) {
+        const cx = columnWeights[x];
+        const leftWeight = 1 - cx;
+        const bin = pixelBins[outRow + x];
+        let sum = Math.fround(maps[base00 + bin] * (leftWeight * upperWeight));
+        sum = Math.fround(sum + Math.fround(maps[base01 + bin] * (cx * upperWeight)));
+        sum = Math.fround(sum + Math.fround(maps[base10 + bin] * (leftWeight * cy)));
+        sum = Math.fround(sum + Math.fround(maps[base11 + bin] * (cx * cy)));
+        result[outRow + x] = Math.trunc(sum);
+      }
     }
   }
   return result;
