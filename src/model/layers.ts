@@ -6,7 +6,7 @@
 import * as tf from '@tensorflow/tfjs';
 
 import { traceFeed } from '../backend/graph/trace';
-import { Rng } from '../util/rng';
+import { bernoulliMask, Rng } from '../util/rng';
 import { Module } from './module';
 
 /**
@@ -67,22 +67,14 @@ export function gelu<T extends tf.Tensor>(x: T): T {
 }
 
 /**
- * Inverted dropout with the mask of `tf.dropout(x, rate, undefined, seed)`:
- * uniform draws u give the multiplier floor(u + keep) / keep, computed in
- * float32 on the host. `seed` draws the mask's seed and is called once per
- * call; a compiled graph calls it again on each replay for a fresh mask.
+ * Applies inverted dropout: each value is zeroed with probability `rate` and
+ * the rest scaled by 1 / (1 - rate). `seed` draws the mask's seed and is
+ * called once per call; a compiled graph calls it again on each replay for a
+ * fresh mask.
  */
 export function seededDropout<T extends tf.Tensor>(x: T, rate: number, seed: () => number): T {
-  const keep = Math.fround(1 - rate);
-  const scale = Math.fround(1 / keep);
-  const multiplier = (maskSeed: number): tf.Tensor => {
-    const uniform = tf.randomUniform(x.shape, 0, 1, 'float32', maskSeed);
-    const values = uniform.dataSync() as Float32Array; // drawn in JavaScript, no TensorFlow operation runs
-    uniform.dispose();
-    const factors = new Float32Array(values.length);
-    for (let i = 0; i < values.length; i++) factors[i] = Math.floor(Math.fround(values[i] + keep)) * scale;
-    return tf.tensor(factors, x.shape);
-  };
+  const scale = 1 / (1 - rate);
+  const multiplier = (maskSeed: number): tf.Tensor => tf.tensor(bernoulliMask(x.size, rate, maskSeed, 0, scale), x.shape);
   return tf.tidy(() => tf.mul(x, traceFeed(multiplier(seed()), () => multiplier(seed()))) as T);
 }
 

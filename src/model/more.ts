@@ -11,6 +11,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 
+import { compileGraph, type GraphFunction } from '../backend/graph';
 import { getLogger } from '../util/log';
 import { type MoreConfig, type MoreConfigInput, resolveMoreConfig } from './config';
 import { EcgEncoder } from './ecg';
@@ -47,6 +48,21 @@ export const MORE_WEIGHT_PREFIXES = {
 export interface MoreModelOptions {
   /** Seed of the DropKey masks of both ViTs (the ECG encoder uses seed + 1). Default 0. */
   seed?: number;
+  /**
+   * Run plain inference calls of `encodeImage`, `encodeEcg` and `encodeText`
+   * as compiled TensorFlow graphs on the native backend (default true).
+   */
+  graphInference?: boolean;
+}
+
+/** Returns true when encode options ask for nothing but pooled features and embeddings in inference mode. */
+function isPlainInference(options: object): boolean {
+  for (const [key, value] of Object.entries(options)) {
+    if (value === undefined || (key === 'training' && value === false)) continue;
+    return false;
+  }
+  // A replayed graph has no gradient, so calls under tf.grad run eagerly.
+  return tf.engine().state.gradientDepth === 0;
 }
 
 export class MoreModel implements MoreModelApi {
@@ -58,6 +74,11 @@ export class MoreModel implements MoreModelApi {
   readonly ecgHead: ProjectionHead;
   readonly textHead: ProjectionHead;
   readonly temperature: Temperature;
+  private readonly inference?: {
+    image: GraphFunction<tf.Tensor2D[]>;
+    ecg: GraphFunction<tf.Tensor2D[]>;
+    text: GraphFunction<tf.Tensor2D[]>;
+  };
 
   /**
    * Builds the model from a (partial) config; `text` is a built encoder that the
@@ -85,6 +106,18 @@ export class MoreModel implements MoreModelApi {
     this.ecgHead = parts.ecgHead;
     this.textHead = parts.textHead;
     this.temperature = new Temperature(this.config.temperature);
+    if (options.graphInference ?? true) {
+      // Weights are frozen into each graph, which speeds up inference; a call after training traces again.
+      const graph = { freezeVariables: true };
+      this.inference = {
+        image: compileGraph((images) => this.embedded(this.image.forward(images as tf.Tensor4D), this.imageHead), { ...graph, name: 'X-ray inference' }),
+        ecg: compileGraph((ecgs) => this.embedded(this.ecg.forward(ecgs as tf.Tensor3D), this.ecgHead), { ...graph, name: 'ECG inference' }),
+        text: compileGraph(
+          (ids, mask) => this.embedded(this.text.forward(ids as tf.Tensor2D, mask as tf.Tensor2D), this.textHead),
+          { ...graph, name: 'report inference' },
+        ),
+      };
+    }
     log.info(
       `MoRE model built: image ${this.image.parameterCount()} parameters, ECG ${this.ecg.parameterCount()}, ` +
         `text ${countScalars(text.trainableVariables())} trainable, temperature ${this.config.temperature.mode} ` +
@@ -94,16 +127,19 @@ export class MoreModel implements MoreModelApi {
 
   /** Encodes NHWC X-rays [B, H, W, 3] into features and shared-space embeddings. */
   encodeImage(images: tf.Tensor4D, options: EncoderForwardOptions = {}): ModalityOutput {
+    if (this.inference !== undefined && isPlainInference(options)) return asOutput(this.inference.image.call(images));
     return withEmbedding(this.image.forward(images, options), this.imageHead, options.training ?? false);
   }
 
   /** Encodes leads-first ECGs [B, leads, samples]. */
   encodeEcg(ecgs: tf.Tensor3D, options: EncoderForwardOptions = {}): ModalityOutput {
+    if (this.inference !== undefined && isPlainInference(options)) return asOutput(this.inference.ecg.call(ecgs));
     return withEmbedding(this.ecg.forward(ecgs, options), this.ecgHead, options.training ?? false);
   }
 
   /** Encodes reports given as token ids and attention mask, both [B, T]. */
   encodeText(inputIds: tf.Tensor2D, attentionMask: tf.Tensor2D, options: EncoderForwardOptions = {}): ModalityOutput {
+    if (this.inference !== undefined && isPlainInference(options)) return asOutput(this.inference.text.call(inputIds, attentionMask));
     return withEmbedding(this.text.forward(inputIds, attentionMask, options), this.textHead, options.training ?? false);
   }
 
@@ -171,6 +207,9 @@ export class MoreModel implements MoreModelApi {
   }
 
   dispose(): void {
+    if (this.inference !== undefined) {
+      for (const compiled of Object.values(this.inference)) compiled.dispose();
+    }
     this.image.dispose();
     this.ecg.dispose();
     this.text.dispose();
@@ -178,6 +217,11 @@ export class MoreModel implements MoreModelApi {
     this.ecgHead.dispose();
     this.textHead.dispose();
     this.temperature.dispose();
+  }
+
+  /** Returns the pooled features and their inference-mode embedding, for the compiled encode calls. */
+  private embedded(encoded: { pooled: tf.Tensor2D }, head: ProjectionHead): tf.Tensor2D[] {
+    return [encoded.pooled, head.apply(encoded.pooled, false)];
   }
 
   private embedOnly(encoded: { pooled: tf.Tensor2D }, head: ProjectionHead, training: boolean): tf.Tensor2D {
@@ -192,6 +236,10 @@ export class MoreModel implements MoreModelApi {
 /** Frees every tensor of a {@link MoreOutput}. */
 export function disposeMoreOutput(output: MoreOutput): void {
   tf.dispose([output.text, output.image?.embedding, output.ecg?.embedding].filter((t): t is tf.Tensor2D => t !== undefined));
+}
+
+function asOutput([pooled, embedding]: tf.Tensor2D[]): ModalityOutput {
+  return { pooled, embedding };
 }
 
 function withEmbedding(encoded: ReturnType<VisionTransformer['forward']>, head: ProjectionHead, training: boolean): ModalityOutput {

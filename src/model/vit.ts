@@ -12,7 +12,7 @@
 import * as tf from '@tensorflow/tfjs';
 
 import { traceFeed } from '../backend/graph/trace';
-import { Rng } from '../util/rng';
+import { bernoulliMask, Rng } from '../util/rng';
 import { type TrunkConfig, type VitConfig, validateVitConfig } from './config';
 import { type CustomGradient, LayerNorm, Linear, gelu, nextInitialisationSeed, truncatedNormal } from './layers';
 import { Module } from './module';
@@ -21,29 +21,9 @@ import type { EncoderForwardOptions, EncoderOutput, ImageEncoder } from './types
 /** Value added to a dropped attention logit, as in the MoRE reference. Softmax turns it into an exact zero. */
 const DROPPED_LOGIT = -1e12;
 
-/**
- * Returns the DropKey term for `size` logits: DROPPED_LOGIT with probability
- * `rate`, else 0, drawn by xoshiro128** from the state of `new Rng(seed)`.
- * The generator step is inlined because `tf.randomUniform` (JavaScript in
- * tfjs 4.22) and per-call `Rng` methods are about four times slower at ViT-B sizes.
- */
+/** Returns the DropKey term for `size` logits: DROPPED_LOGIT with probability `rate`, else 0. */
 function dropKeyTerm(size: number, rate: number, seed: number): Float32Array {
-  const term = new Float32Array(size);
-  const threshold = Math.floor(rate * 4294967296);
-  let [s0, s1, s2, s3] = new Rng(seed).getState();
-  for (let index = 0; index < size; index++) {
-    const scrambled = Math.imul(s1, 5);
-    const sample = Math.imul((scrambled << 7) | (scrambled >>> 25), 9) >>> 0;
-    const shifted = s1 << 9;
-    s2 ^= s0;
-    s3 ^= s1;
-    s1 ^= s2;
-    s0 ^= s3;
-    s2 ^= shifted;
-    s3 = (s3 << 11) | (s3 >>> 21);
-    if (sample < threshold) term[index] = DROPPED_LOGIT;
-  }
-  return term;
+  return bernoulliMask(size, rate, seed, DROPPED_LOGIT, 0);
 }
 
 /**

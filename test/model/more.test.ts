@@ -124,6 +124,44 @@ describe('MoreModel', () => {
     assert.strictEqual(tf.memory().numTensors, before);
   });
 
+  it('encodes through graphs like eager calls', () => {
+    const graph = buildModel(3);
+    const eager = new MoreModel(CONFIG, new TransformerTextEncoder(textPreset('tiny'), { seed: 3 }), { seed: 3, graphInference: false });
+    const batch = makeBatch();
+    const maxDifference = (a: tf.Tensor, b: tf.Tensor): number => tf.tidy(() => tf.max(tf.abs(tf.sub(a, b))).dataSync()[0]);
+    const encodeAll = (model: MoreModel) => [
+      model.encodeImage(batch.images!),
+      model.encodeEcg(batch.ecgs!),
+      model.encodeText(batch.inputIds, batch.attentionMask),
+    ];
+    // The first graph call traces, the second replays.
+    for (const output of encodeAll(graph)) tf.dispose([output.pooled, output.embedding]);
+    const before = tf.memory().numTensors;
+    const replayed = encodeAll(graph);
+    const reference = encodeAll(eager);
+    replayed.forEach((output, index) => {
+      assert.ok(maxDifference(output.embedding, reference[index].embedding) < 1e-5, `modality ${index}: embeddings differ`);
+      assert.ok(maxDifference(output.pooled, reference[index].pooled) < 1e-5, `modality ${index}: pooled features differ`);
+    });
+    for (const output of [...replayed, ...reference]) tf.dispose([output.pooled, output.embedding]);
+    assert.strictEqual(tf.memory().numTensors, before, 'graph encode calls leaked tensors');
+
+    // After a weight changes, the next call traces again with the new value.
+    const headBias = graph.imageHead.namedWeights().values().next().value as tf.Variable;
+    headBias.assign(tf.add(headBias, 1));
+    eager.imageHead.namedWeights().values().next().value!.assign(tf.add(headBias, 0));
+    const [changed, changedReference] = [graph, eager].map((model) => model.encodeImage(batch.images!));
+    assert.ok(maxDifference(changed.embedding, changedReference.embedding) < 1e-5, 'the graph kept a stale weight');
+
+    // Under tf.grad the call runs eagerly, so the gradient reaches the input.
+    const gradient = tf.grad((images: tf.Tensor) => tf.sum(graph.encodeImage(images as tf.Tensor4D).embedding))(batch.images!);
+    assert.ok(tf.tidy(() => tf.max(tf.abs(gradient)).dataSync()[0]) > 0, 'no gradient reached the images');
+    tf.dispose([changed.pooled, changed.embedding, changedReference.pooled, changedReference.embedding, gradient]);
+    disposeBatch(batch);
+    graph.dispose();
+    eager.dispose();
+  });
+
   it('rejects inconsistent batches', () => {
     const model = buildModel();
     const batch = makeBatch();
