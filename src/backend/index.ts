@@ -186,3 +186,4 @@ export function backendInfo(): BackendInfo | undefined {
 }
 
 export { tf };
+export * from './graph';

@@ -16,8 +16,8 @@
  * function decided in JavaScript during the traced call: branches, shapes,
  * and tensors it read that are neither inputs, variables nor registered
  * feeds (those become constants). Gradients cannot flow through a replayed
- * call; trace the whole training step instead. On any other backend the
- * function simply runs eagerly.
+ * call; trace the whole training step instead. On any other backend, and
+ * on the native backend with a GPU, the function simply runs eagerly.
  */
 import * as fs from 'fs';
 import * as os from 'os';
@@ -64,6 +64,10 @@ function nativeBackend(): NativeKernelBackend | undefined {
   const backend = tf.backend() as unknown as Partial<NativeKernelBackend>;
   if (tf.getBackend() !== 'tensorflow' && tf.getBackend() !== 'tensorflow-gpu') return undefined;
   if (typeof backend.loadSavedModelMetaGraph !== 'function' || typeof backend.runSavedModel !== 'function') return undefined;
+  // NOTE: graphs have not run on a GPU. tfjs-node's session call resolves every
+  // fed tensor to host memory, so a GPU would copy inputs and weights on each
+  // call; compiled functions run eagerly there until that is measured.
+  if ((backend.binding as { isUsingGpuDevice?: () => boolean } | undefined)?.isUsingGpuDevice?.() === true) return undefined;
   return backend as NativeKernelBackend;
 }
 
