@@ -5,6 +5,7 @@ import { createHash } from 'crypto';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
+import * as zlib from 'zlib';
 import { decodeImageBuffer, decodeSimplePng, readPngHeader, rgbToGray8, XrayDecodeError } from '../../src/datasets/xray';
 
 const FIXTURES = path.join(__dirname, '..', 'fixtures', 'datasets', 'xray');
@@ -111,6 +112,13 @@ describe('datasets/xray PNG decoder', () => {
   it('rejects image data of the wrong size', () => {
     // Two of the nine rows (12 bytes each with the filter byte) are missing.
     assert.throws(() => decodeSimplePng(read('png/short_data.png'), 'short_data.png'), /short_data\.png: image data inflates to 84 bytes, expected 108 for 11 x 9 x 1/);
+  });
+
+  it('rejects more image data than IHDR declares', () => {
+    // IHDR says 3 rows where the data holds 6 (8 bytes per row with the filter byte); the IHDR CRC is updated to match.
+    const bytes = withUint32(read('png/filters_type0_first0.png'), 20, 3);
+    bytes.writeUInt32BE(zlib.crc32(bytes.subarray(12, 29)), 29);
+    assert.throws(() => decodeSimplePng(bytes, 'tall.png'), /tall\.png: image data inflates to more than the 24 bytes IHDR implies/);
   });
 
   it('rejects a missing IDAT chunk', () => {

@@ -125,8 +125,13 @@ export function decodeSimplePng(bytes: Uint8Array, source: string): DecodedPng |
   const expected = (stride + 1) * height;
   let filtered: Uint8Array;
   try {
-    filtered = zlib.inflateSync(compressed.length === 1 ? compressed[0] : Buffer.concat(compressed));
+    // One output chunk of the expected size avoids zlib's concatenation of 16 KiB chunks, and the cap
+    // stops a stream that inflates far beyond what IHDR declares.
+    const options = { chunkSize: Math.max(expected + 1, 64), maxOutputLength: expected + 1 };
+    filtered = zlib.inflateSync(compressed.length === 1 ? compressed[0] : Buffer.concat(compressed), options);
   } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'ERR_BUFFER_TOO_LARGE') return fail(`image data inflates to more than the ${expected} bytes IHDR implies`);
     return fail(`image data does not inflate (${(error as Error).message})`);
   }
   if (filtered.length !== expected) fail(`image data inflates to ${filtered.length} bytes, expected ${expected} for ${width} x ${height} x ${channels}`);
