@@ -88,6 +88,9 @@ export class TinyTowers implements TrainableModel<TowerBatch> {
     return tf.matMul(hidden, w('fc2.weight'), false, true).add(w('fc2.bias'));
   }
 
+  /** Sets nothing: the loss has no randomness, so the trainer may run it as a compiled graph. */
+  prepareBatch(): void {}
+
   batchLoss(batch: TowerBatch, _context: BatchContext): tf.Scalar {
     return tf.tidy(() => {
       const xray = this.tower('xray', batch.xray);
