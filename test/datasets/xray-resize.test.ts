@@ -136,11 +136,22 @@ describe('datasets/xray resize paths', () => {
   });
 
   it('routes files to libvips by header', () => {
-    assert.equal(resizesWithLibvips(fs.readFileSync(fixture('real/covid_7afaaccc.jpg'))), true);
-    assert.equal(resizesWithLibvips(fs.readFileSync(fixture('real/covid_40779_2020_233_Fig2_HTML-a.png'))), true);
-    assert.equal(resizesWithLibvips(fs.readFileSync(fixture('real/nih_00000001_002.png'))), false);
-    assert.equal(resizesWithLibvips(fs.readFileSync(fixture('generated/tiny16.png'))), false);
-    assert.equal(resizesWithLibvips(fs.readFileSync(fixture('png/filters_type6_first0.png'))), false);
+    const routes = (relative: string, size = 224): boolean => resizesWithLibvips(fs.readFileSync(fixture(relative)), size, size);
+    assert.equal(routes('real/covid_7afaaccc.jpg'), true);
+    assert.equal(routes('real/covid_40779_2020_233_Fig2_HTML-a.png'), true);
+    assert.equal(routes('real/nih_00000001_002.png'), false);
+    assert.equal(routes('generated/tiny16.png', 1), false);
+    assert.equal(routes('png/filters_type6_first0.png', 1), false);
+    assert.equal(routes('png/filters_type2_first0.png', 6), true);
+    // Enlarging stays on the exact path: the 685 x 754 JPEG for a 700 x 700 output.
+    assert.equal(routes('real/covid_41182_2020_203_Fig5_HTML.jpg', 700), false);
+  });
+
+  it('enlarges small images on the exact path', async () => {
+    const file = fixture('png/filters_type2_first0.png');
+    const fast = await decodeXrayFileResized(file, { size: 16 });
+    const exact = await decodeXrayFileResized(file, { size: 16, resize: 'pillow' });
+    assert.deepEqual(fast, exact);
   });
 
   it('rejects other files in decodeResizedWithLibvips', async () => {

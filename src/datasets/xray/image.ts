@@ -98,15 +98,19 @@ export async function decodeImageBuffer(buffer: Buffer, source: string): Promise
 }
 
 /**
- * True for the files that `decodeResizedWithLibvips` handles: 8-bit JPEGs,
- * and 8-bit RGB PNGs without an alpha channel. Grey PNGs are left out,
- * because the JavaScript decoder and the Pillow-exact resize are faster than
- * libvips on them.
+ * True for the files that the fast path hands to `decodeResizedWithLibvips`:
+ * 8-bit JPEGs and 8-bit RGB PNGs without an alpha channel, at least `width` x
+ * `height` in size. Grey PNGs are left out, because the JavaScript decoder and
+ * the Pillow-exact resize are faster than libvips on them. Smaller images
+ * are left out because libvips enlarges with a different interpolation
+ * (`vips_affine`) whose closeness to Pillow was not measured.
  */
-export function resizesWithLibvips(bytes: Uint8Array): boolean {
+export function resizesWithLibvips(bytes: Uint8Array, width: number, height: number): boolean {
   const png = readPngHeader(bytes);
-  if (png !== undefined) return png.bitDepth === 8 && png.colorType === 2;
-  return readJpegFrame(bytes)?.precision === 8;
+  const frame = png === undefined ? readJpegFrame(bytes) : undefined;
+  const eligible = png !== undefined ? png.bitDepth === 8 && png.colorType === 2 : frame?.precision === 8;
+  const size = png ?? frame;
+  return eligible && size !== undefined && size.width >= width && size.height >= height;
 }
 
 /**

@@ -9,16 +9,17 @@
  * - 'pillow' decodes every image at full size and resizes it with Pillow's
  *   bilinear filter (`resize.ts`), so the 8-bit CLAHE output equals Pillow +
  *   scikit-image bit for bit.
- * - 'fast' (the default) lets libvips decode 8-bit JPEGs and RGB PNGs
- *   straight to the output size (`decodeResizedWithLibvips`: shrink-on-load
+ * - 'fast' (the default) lets libvips decode 8-bit JPEGs and RGB PNGs at
+ *   least as large as the output straight to the output size (`decodeResizedWithLibvips`: shrink-on-load
  *   in the DCT domain for large JPEGs, then its linear kernel). That saves
  *   most of the decoding time of full-size JPEG radiographs. It moves the
  *   final 8-bit values by about one grey level on average, 0.98 to 1.28 on
  *   the test radiographs. Grey PNGs take the exact path, which is faster for
  *   them.
- * 16-bit PNGs and DICOM files take the Pillow-exact path under both options:
- * libvips's reduce rounds 16-bit samples and its output would need a further
- * float conversion, and DICOM pixels are decoded in JavaScript at full size.
+ * 16-bit PNGs and DICOM files take the Pillow-exact path under both options.
+ * libvips would round the resized 16-bit samples to integers, where the
+ * reference keeps them as float32 (Pillow mode 'F'), and DICOM pixels are
+ * decoded in JavaScript at full size anyway.
  */
 
 import * as path from 'path';
@@ -81,7 +82,7 @@ export async function decodeXrayFileResized(filePath: string, options: XrayResiz
   }
   const bytes = readFileOrThrow(filePath);
   if (isDicomFile(filePath, bytes)) return resizeGray(decodeDicom(bytes, filePath, options.dicom), size, size);
-  if (mode === 'fast' && resizesWithLibvips(bytes)) return decodeResizedWithLibvips(bytes, filePath, size, size);
+  if (mode === 'fast' && resizesWithLibvips(bytes, size, size)) return decodeResizedWithLibvips(bytes, filePath, size, size);
   return resizeGray(await decodeImageBuffer(bytes, filePath), size, size);
 }
 
