@@ -125,7 +125,10 @@ function measureOurs(preset: BenchPreset, tower: Tower): OurRates {
     trainStepsPerSecond: rate(() => wait(trainStep(input, targets)), timing.trainSeconds, timing.trainIterations),
     inferBatchesPerSecond: rate(() => wait(inferStep(input)), timing.inferSeconds, timing.inferIterations),
   };
-  // The eager steps created Adam's slots, so the first compiled call traces and `rate`'s warm-up call covers it.
+  // The eager steps created Adam's slots, so this call traces; TensorFlow optimises a
+  // graph on its first run, so `rate`'s own warm-up call covers that run.
+  wait(compiledTrain.call(input, targets));
+  wait(compiledInfer.call(input));
   const graph: Rates = {
     trainStepsPerSecond: rate(() => wait(compiledTrain.call(input, targets)), timing.trainSeconds, timing.trainIterations),
     inferBatchesPerSecond: rate(() => wait(compiledInfer.call(input)), timing.inferSeconds, timing.inferIterations),
