@@ -34,7 +34,7 @@ import {
   disposeTrainingCheckpoint, loadTrainingCheckpoint, LoadedTrainingCheckpoint, readCheckpointIndex, resolveTrainingCheckpoint, saveTrainingCheckpoint,
 } from './train/checkpoint';
 import { EpochBatchSource, isEpochBatchSource, SizedBatch } from './train/sources';
-import { TrainingSteps } from './train/steps';
+import { type BatchLayout, TrainingSteps } from './train/steps';
 
 export * from './train/checkpoint';
 export * from './train/more';
@@ -66,7 +66,14 @@ export interface TrainableModel<B> {
    * compiled graphs: its `batchLoss` must then depend on nothing but the
    * batch, the variables and what this method set.
    */
-  prepareBatch?(context: BatchContext): void;
+  prepareBatch?(context: BatchContext, batch: B): void;
+  /**
+   * Returns the tensors a compiled graph of `batch` takes as inputs and a key
+   * naming everything else the loss depends on. Batches with one key share a
+   * graph. Default: {@link batchLayout}, whose key contains every non-tensor
+   * value of the batch.
+   */
+  batchLayout?(batch: B): BatchLayout | undefined;
   /** Current contrastive temperature, shown in the progress line. */
   temperature?(): number;
 }
@@ -147,9 +154,9 @@ export interface TrainOptions {
   /** Test hook: pause this long after each file of a checkpoint write. Default 0. */
   checkpointWriteDelayMs?: number;
   /**
-   * Run the training steps as compiled TensorFlow graphs, which is faster and
-   * gives the same results. It applies on the native backend to models with
-   * `prepareBatch`. Default true.
+   * Run the training steps as compiled TensorFlow graphs, which is faster.
+   * The results differ from eager training by float rounding only. It applies
+   * on the native backend to models with `prepareBatch`. Default true.
    */
   graph?: boolean;
   /** Batch layouts (shapes and flags) that get a compiled graph; batches of further layouts train eagerly. Default 8. */
@@ -490,8 +497,9 @@ class TrainingRun<B> {
         let lossTensor: tf.Scalar;
         try {
           lossTensor = this.steps.accumulate(batch, {
-            prepare: () => this.model.prepareBatch?.(context),
+            prepare: () => this.model.prepareBatch?.(context, batch),
             loss: () => this.model.batchLoss(batch, context),
+            layout: this.model.batchLayout === undefined ? undefined : () => this.model.batchLayout?.(batch),
           });
         } finally {
           this.disposeBatch(source, batch);

@@ -1,6 +1,8 @@
 /**
  * Adapts a {@link MoreModel} to the trainer: the batch loss is
- * InfoNCE(report, X-ray) + InfoNCE(report, ECG) of a forward pass, and before
+ * InfoNCE(report, X-ray) + InfoNCE(report, ECG) of a forward pass, computed
+ * so that a compiled graph depends on how many samples have each modality,
+ * not on which ones. Before
  * each batch the random generators of the three encoders (DropKey masks,
  * text dropout and LoRA dropout) are re-seeded from the trainer's per-batch
  * seed. The masks of a batch therefore depend only on the run seed and the
@@ -9,10 +11,12 @@
 import * as tf from '@tensorflow/tfjs';
 
 import type { Batch } from '../../datasets/pipeline/types';
+import { traceFeed } from '../../backend/graph/trace';
+import { infoNce } from '../../model/loss';
 import type { MoreModel } from '../../model/more';
 import type { MoreBatch } from '../../model/types';
 import { Rng } from '../../util/rng';
-import type { BatchContext, TrainableModel } from '../train';
+import type { BatchContext, BatchLayout, TrainableModel } from '../train';
 
 interface Seeded {
   rng: Rng;
@@ -20,6 +24,66 @@ interface Seeded {
 
 function hasRng(part: unknown): part is Seeded {
   return typeof part === 'object' && part !== null && (part as Partial<Seeded>).rng instanceof Rng;
+}
+
+/** Row indices of the samples that have each modality. */
+interface PresentRows {
+  image: number[];
+  ecg: number[];
+}
+
+/** Returns the rows flagged present, with the checks of `MoreModel.forward`. */
+function presentRows(field: string, input: tf.Tensor | undefined, present: boolean[] | undefined, batch: number): number[] {
+  if (input === undefined) {
+    if (present !== undefined && present.some((flag) => flag)) {
+      throw new Error(`Batch flags rows as having ${field} but gives no ${field} tensor`);
+    }
+    return [];
+  }
+  if (input.shape[0] !== batch) {
+    throw new Error(`Batch ${field} has ${input.shape[0]} rows, expected one per report (${batch})`);
+  }
+  if (present === undefined) return [...Array(batch).keys()];
+  if (present.length !== batch) {
+    throw new Error(`Batch ${field} presence flags have length ${present.length}, expected ${batch}`);
+  }
+  return present.flatMap((flag, row) => (flag ? [row] : []));
+}
+
+function batchRows(batch: MoreBatch): PresentRows {
+  const B = batch.inputIds.shape[0];
+  return {
+    image: presentRows('images', batch.images, batch.imagePresent, B),
+    ecg: presentRows('ecgs', batch.ecgs, batch.ecgPresent, B),
+  };
+}
+
+/**
+ * Computes `model.loss(model.forward(batch))` with the same operations, except
+ * that each modality's row indices come from `rowIndices`. With indices
+ * registered through traceFeed, one compiled graph serves every batch with
+ * the same number of rows, whichever rows they are.
+ */
+function moreBatchLoss(model: MoreModel, batch: MoreBatch, training: boolean, rowIndices: (modality: keyof PresentRows) => tf.Tensor1D): tf.Scalar {
+  const rows = batchRows(batch);
+  const B = batch.inputIds.shape[0];
+  return tf.tidy(() => {
+    const text = model.textHead.apply(model.text.forward(batch.inputIds, batch.attentionMask, { training }).pooled, training);
+    let total: tf.Scalar = tf.scalar(0);
+    const modalities = [
+      { modality: 'image' as const, input: batch.images, encode: (x: tf.Tensor) => model.image.forward(x as tf.Tensor4D, { training }), head: model.imageHead },
+      { modality: 'ecg' as const, input: batch.ecgs, encode: (x: tf.Tensor) => model.ecg.forward(x as tf.Tensor3D, { training }), head: model.ecgHead },
+    ];
+    for (const { modality, input, encode, head } of modalities) {
+      if (input === undefined || rows[modality].length === 0) continue;
+      // All rows present: no gather, as MoreModel.forward and pairedInfoNce skip it.
+      const indices = rows[modality].length === B ? undefined : rowIndices(modality);
+      const embedding = head.apply(encode(indices === undefined ? input : tf.gather(input, indices)).pooled, training);
+      const anchors = indices === undefined ? text : tf.gather(text, indices);
+      total = tf.add(total, infoNce(anchors as tf.Tensor2D, embedding, model.temperature));
+    }
+    return total;
+  });
 }
 
 /** Returns the trainer's view of `model`; the model stays owned by the caller. */
@@ -30,15 +94,37 @@ export function moreTrainingModel(model: MoreModel): TrainableModel<MoreBatch> {
     const seeds = new Rng(seed);
     for (const part of seeded) part.rng.setState(new Rng(seeds.nextUint32()).getState());
   };
+  // Rows of the batch in training, which a replayed graph is fed.
+  let current: PresentRows | undefined;
+  const currentRows = (modality: keyof PresentRows): tf.Tensor1D => {
+    if (current === undefined) throw new Error('A compiled MoRE batch step replayed before prepareBatch');
+    return tf.tensor1d(current[modality], 'int32');
+  };
   return {
     namedWeights: () => model.namedWeights(),
     trainableVariables: () => model.trainableVariables(),
     temperature: () => model.temperature.value(),
     // A compiled graph replays a batch without calling batchLoss, so the seeding happens here as well.
-    prepareBatch: (context: BatchContext): void => seedParts(context.seed),
+    prepareBatch: (context: BatchContext, batch: MoreBatch): void => {
+      seedParts(context.seed);
+      current = batchRows(batch);
+    },
+    // The key names the number of rows of each modality, not which rows: batchLoss feeds those.
+    batchLayout: (batch: MoreBatch): BatchLayout => {
+      const rows = batchRows(batch);
+      const shape = (tensor: tf.Tensor | undefined): string => (tensor === undefined ? 'none' : `${tensor.dtype}[${tensor.shape.join(',')}]`);
+      const candidates: (tf.Tensor | undefined)[] = [batch.inputIds, batch.attentionMask, batch.images, batch.ecgs];
+      const tensors = candidates.filter((tensor): tensor is tf.Tensor => tensor !== undefined);
+      const key = `ids ${shape(batch.inputIds)} mask ${shape(batch.attentionMask)} images ${shape(batch.images)} x ${rows.image.length} ` +
+        `ecgs ${shape(batch.ecgs)} x ${rows.ecg.length}`;
+      return { tensors, key };
+    },
     batchLoss: (batch: MoreBatch, context: BatchContext): tf.Scalar => {
       seedParts(context.seed);
-      return tf.tidy(() => model.loss(model.forward(batch, { training: context.training })));
+      const rows = batchRows(batch);
+      const indices = (modality: keyof PresentRows): tf.Tensor1D =>
+        traceFeed(tf.tensor1d(rows[modality], 'int32'), () => currentRows(modality));
+      return moreBatchLoss(model, batch, context.training, indices);
     },
   };
 }

@@ -87,6 +87,8 @@ export interface TrainingStepsOptions {
 export interface BatchFunctions {
   prepare(): void;
   loss(): tf.Scalar;
+  /** The batch's graph inputs and layout key; default {@link batchLayout} of the batch. */
+  layout?(): BatchLayout | undefined;
 }
 
 interface BatchGraph {
@@ -111,6 +113,8 @@ export class TrainingSteps {
   private current: { loss: () => tf.Scalar; names?: string[] } | undefined;
   private readonly snapshotVariables: tf.Variable[];
   private layoutsRunEagerly = 0;
+  private batchesRunEagerly = 0;
+  private batchesReplayed = 0;
 
   constructor(
     private readonly trainables: NamedVariable[],
@@ -149,13 +153,16 @@ export class TrainingSteps {
     try {
       functions.prepare();
       this.current = { loss: functions.loss };
-      const layout = this.options.graph ? batchLayout(batch) : undefined;
+      let layout: BatchLayout | undefined;
+      if (this.options.graph) layout = functions.layout !== undefined ? functions.layout() : batchLayout(batch);
       const entry = layout === undefined ? undefined : this.batchGraph(layout.key);
       if (layout === undefined || entry === undefined) {
+        if (this.options.graph) this.batchesRunEagerly += 1;
         [value] = this.batchStep();
         names = this.current.names as string[];
       } else {
         [value] = this.callGraph(entry.graph, layout.tensors, functions.prepare);
+        this.batchesReplayed += 1;
         // The function ran when the call traced it; a replay uses the names of that trace.
         if (this.current.names !== undefined) entry.names = this.current.names;
         if (entry.names === undefined) throw new Error('A replayed batch step has no recorded gradient names');
@@ -206,6 +213,10 @@ export class TrainingSteps {
 
   /** Frees the accumulators and the graphs. */
   dispose(): void {
+    if (this.options.graph && this.batchesReplayed + this.batchesRunEagerly > 0) {
+      log.info(`compiled graphs of ${this.batchGraphs.size} batch layouts ran ${this.batchesReplayed} batches; ` +
+        `${this.batchesRunEagerly} batches ran eagerly`);
+    }
     for (const { graph } of this.batchGraphs.values()) graph.dispose();
     for (const graph of this.updateGraphs.values()) graph.dispose();
     this.batchGraphs.clear();
