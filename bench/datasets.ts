@@ -6,7 +6,8 @@
  * `wfdb.rdsamp`, both returning float64 physical values) over every record in
  * test/fixtures/datasets/ecg/records, and 500 Hz 12-lead records preprocessed
  * per second (`preprocessEcg` against scipy.signal's resample_poly and
- * medfilt), and X-ray images preprocessed per second (bench/datasets_xray.ts).
+ * medfilt), and X-ray images preprocessed per second along the fast and the
+Pillow-exact resize paths (bench/datasets_xray.ts).
  * Each line ends in `ratio=X`, ours over the reference's throughput.
  * Run with `npm run bench:datasets`; `-- --records DIR` times WFDB reading on
  * the records under DIR instead (for example a PTB-XL `records100` folder).

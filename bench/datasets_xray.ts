@@ -7,16 +7,16 @@
  * alone with `tsx bench/datasets_xray.ts`.
  *
  * Our side runs twice, once per resize path of `XrayPreprocessOptions.resize`:
- * - 'fast', the default: the two JPEGs and the RGB PNG are decoded straight
- *   to 224 x 224 by libvips (shrink-on-load for the 2000 x 2000 JPEG, then
- *   its linear kernel), so their CLAHE output differs from the reference's
+ * - 'fast', the default: libvips decodes the two JPEGs and the RGB PNG
+ *   straight to 224 x 224, with shrink-on-load for the 2000 x 2000 JPEG and
+ *   then its linear kernel. Their CLAHE output differs from the reference's
  *   by about one grey level on average. The two grey PNGs are decoded with
  *   zlib in JavaScript and resized exactly as Pillow does.
  * - 'pillow': every image is decoded at full size and resized exactly as
  *   Pillow does, so the output equals the reference's bit for bit.
  * The reference always decodes at full size and resizes with Pillow.
  *
- * Each side runs in three alternating rounds of at least a second each, and
+ * Each side runs in five alternating rounds of at least a second each, and
  * each figure is the total images over the total time of its rounds.
  *
  * The last line runs the same images through `BatchPipeline` on the calling
@@ -33,7 +33,7 @@ import { setLogLevel } from '../src/util/log';
 
 const IMAGES = path.resolve(__dirname, '..', 'test', 'fixtures', 'datasets', 'xray', 'real');
 /** Alternating rounds per side, so that a change of load on a shared machine falls on both sides. */
-const ROUNDS = 3;
+const ROUNDS = 5;
 const ROUND_SECONDS = 1;
 const PIPELINE_SECONDS = 3;
 

@@ -25,11 +25,9 @@ export interface ClaheOptions {
 
 /** Rounds half to even, as NumPy's `rint` and `round` do. */
 export function roundHalfEven(value: number): number {
-  const floor = Math.floor(value);
-  const fraction = value - floor;
-  if (fraction > 0.5) return floor + 1;
-  if (fraction < 0.5) return floor;
-  return floor % 2 === 0 ? floor : floor + 1;
+  // Math.round sends ties up, so a tie that landed on an odd integer goes one down.
+  const rounded = Math.round(value);
+  return rounded - value === 0.5 && rounded % 2 !== 0 ? rounded - 1 : rounded;
 }
 
 /** NumPy 'reflect' padding index (the edge sample is not repeated). */
@@ -110,12 +108,18 @@ function resolveSettings(width: number, height: number, options: ClaheOptions): 
   return { nbins, clipLimit, kernelRows, kernelCols, binSize: 1 + Math.floor(GRAY_LEVELS / nbins) };
 }
 
+/** Blended 14-bit levels of a CLAHE image, before scikit-image's final rescale, with their range. */
+interface BlendedLevels {
+  levels: Uint16Array;
+  low: number;
+  high: number;
+}
+
 /**
  * Runs the tile mappings and their blending on the histogram bin of every
- * pixel (row-major, `height` rows of `width`) and returns the blended 14-bit
- * levels, before scikit-image's final rescale.
+ * pixel (row-major, `height` rows of `width`).
  */
-function equalizeBins(pixelBins: Uint16Array, width: number, height: number, settings: ClaheSettings): Uint16Array {
+function equalizeBins(pixelBins: Uint16Array, width: number, height: number, settings: ClaheSettings): BlendedLevels {
   const { nbins, clipLimit, kernelRows, kernelCols, binSize } = settings;
 
   // Reflect-pad so each side is a multiple of the tile size, preceded by half a tile.
@@ -190,6 +194,8 @@ function equalizeBins(pixelBins: Uint16Array, width: number, height: number, set
   }
   blockStarts.push(width);
   const result = new Uint16Array(width * height);
+  let low = GRAY_LEVELS;
+  let high = 0;
   for (let y = 0; y < height; y++) {
     const py = y + padTop;
     const blockRow = Math.floor(py / kernelRows);
@@ -211,11 +217,14 @@ function equalizeBins(pixelBins: Uint16Array, width: number, height: number, set
         sum = Math.fround(sum + Math.fround(maps[base01 + bin] * (cx * upperWeight)));
         sum = Math.fround(sum + Math.fround(maps[base10 + bin] * (leftWeight * cy)));
         sum = Math.fround(sum + Math.fround(maps[base11 + bin] * (cx * cy)));
-        result[outRow + x] = Math.trunc(sum);
+        const level = Math.trunc(sum);
+        result[outRow + x] = level;
+        if (level < low) low = level;
+        if (level > high) high = level;
       }
     }
   }
-  return result;
+  return { levels: result, low, high };
 }
 
 /** Returns the minimum and maximum of 16-bit values, or [Infinity, -Infinity] when there are none. */
@@ -258,10 +267,9 @@ export function equalizeAdapthist(data: ArrayLike<number>, width: number, height
     pixelBins[i] = Math.floor(level / settings.binSize);
   }
 
-  const result = equalizeBins(pixelBins, width, height, settings);
+  const { levels: result, low: outLow, high: outHigh } = equalizeBins(pixelBins, width, height, settings);
 
   // Final rescale_intensity of the float image to [0, 1] over its own range.
-  const [outLow, outHigh] = range16(result);
   const out = new Float64Array(count);
   if (outHigh > outLow) {
     for (let i = 0; i < count; i++) out[i] = (result[i] - outLow) / (outHigh - outLow);
@@ -282,6 +290,7 @@ export function equalizeAdapthistUint8(gray: Uint8Array, width: number, height: 
   const count = width * height;
   if (gray.length !== count) throw new Error(`Invalid CLAHE input: ${gray.length} values for a ${height} x ${width} image`);
   const settings = resolveSettings(width, height, options);
+  if (count === 0) return new Uint8Array(0);
 
   // Every step before the histogram depends on the grey value alone, so one table of 256 bins replaces it.
   let minValue = 255;
@@ -305,10 +314,9 @@ export function equalizeAdapthistUint8(gray: Uint8Array, width: number, height: 
   const pixelBins = new Uint16Array(count);
   for (let i = 0; i < count; i++) pixelBins[i] = binOfValue[gray[i]];
 
-  const result = equalizeBins(pixelBins, width, height, settings);
+  const { levels: result, low: outLow, high: outHigh } = equalizeBins(pixelBins, width, height, settings);
 
   // The blended levels are integers in [outLow, outHigh], so the final rescale is also one table.
-  const [outLow, outHigh] = range16(result);
   const toByte = new Uint8Array(outHigh - outLow + 1);
   for (let level = outLow; level <= outHigh; level++) {
     const unit = outHigh > outLow ? (level - outLow) / (outHigh - outLow) : Math.min(Math.max(level, 0), 1);

@@ -120,7 +120,7 @@ export function claheUint8(image: GrayImage, size = XRAY_SIZE, clahe: ClaheOptio
 /**
  * Reads a radiograph file and returns its 8-bit CLAHE image, `size` x `size`:
  * decode, resize along `options.resize`, [0, 1] scaling, CLAHE and conversion
- * back to 8 bits. The file is named in every error.
+ * back to 8 bits. Decoding and CLAHE errors name the file.
  */
 export async function claheXrayFile(filePath: string, options: Omit<XrayPreprocessOptions, 'augment'> = {}): Promise<Uint8Array> {
   const size = options.size ?? XRAY_SIZE;
