@@ -229,6 +229,35 @@ describe('tasks/train compiled graphs', () => {
     weight.dispose();
   });
 
+  it('trains eagerly after a trace error', () => {
+    // A complex64 constant has no graph form here, so tracing the step fails.
+    const phase = tf.complex([1, 2], [0.5, -1]);
+    const results = [false, true].map((graph) => {
+      const weight = tf.variable(tf.tensor1d([0.5, -0.25]));
+      const optimizer = new AdamW([{ name: 'w', variable: weight }], { lr: 0.1 });
+      const steps = new TrainingSteps([{ name: 'w', variable: weight }], optimizer, {
+        graph, maxGraphs: 8, accumulation: 'sum', stateVariables: [],
+      });
+      const losses: number[] = [];
+      for (let step = 0; step < 3; step++) {
+        const loss = steps.accumulate({}, { prepare: () => undefined, loss: () => tf.sum(tf.square(tf.mul(tf.real(phase), weight))) });
+        losses.push(loss.dataSync()[0]);
+        loss.dispose();
+        steps.apply();
+      }
+      const count = steps.graphCount;
+      const weights = Array.from(weight.dataSync());
+      steps.dispose();
+      optimizer.dispose();
+      weight.dispose();
+      return { losses, weights, count };
+    });
+    assert.deepStrictEqual(results[1].losses, results[0].losses);
+    assert.deepStrictEqual(results[1].weights, results[0].weights);
+    assert.strictEqual(results[1].count, 0);
+    phase.dispose();
+  });
+
   it('describes batch layouts', () => {
     const ids = tf.zeros([2, 3], 'int32');
     const layout = batchLayout({ ids, present: [true, false], note: 'x', missing: undefined });

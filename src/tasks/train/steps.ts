@@ -18,7 +18,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 
-import { compileGraph, GraphFunction } from '../../backend/graph';
+import { compileGraph, GraphFunction, TraceError } from '../../backend/graph';
 import { getLogger } from '../../util/log';
 import type { AdamW, AdamWState, NamedVariable } from '../optim';
 
@@ -112,6 +112,8 @@ export class TrainingSteps {
   private batches = 0;
   private current: { loss: () => tf.Scalar; names?: string[] } | undefined;
   private readonly snapshotVariables: tf.Variable[];
+  /** False once a step could not be traced: the rest of the run is eager. */
+  private graph: boolean;
   private layoutsRunEagerly = 0;
   private batchesRunEagerly = 0;
   private batchesReplayed = 0;
@@ -121,6 +123,7 @@ export class TrainingSteps {
     private readonly optimizer: AdamW,
     private readonly options: TrainingStepsOptions,
   ) {
+    this.graph = options.graph;
     this.variables = trainables.map((entry) => entry.variable);
     for (const { name, variable } of trainables) {
       this.accumulators.set(name, tf.tidy(() => tf.variable(tf.zerosLike(variable), false)));
@@ -154,14 +157,14 @@ export class TrainingSteps {
       functions.prepare();
       this.current = { loss: functions.loss };
       let layout: BatchLayout | undefined;
-      if (this.options.graph) layout = functions.layout !== undefined ? functions.layout() : batchLayout(batch);
+      if (this.graph) layout = functions.layout !== undefined ? functions.layout() : batchLayout(batch);
       const entry = layout === undefined ? undefined : this.batchGraph(layout.key);
-      if (layout === undefined || entry === undefined) {
-        if (this.options.graph) this.batchesRunEagerly += 1;
-        [value] = this.batchStep();
-        names = this.current.names as string[];
+      const result = layout === undefined || entry === undefined ? undefined : this.callGraph(entry.graph, layout.tensors, functions.prepare);
+      if (entry === undefined || result === undefined) {
+        if (this.graph) this.batchesRunEagerly += 1;
+        [value, names] = this.eagerBatchStep();
       } else {
-        [value] = this.callGraph(entry.graph, layout.tensors, functions.prepare);
+        [value] = result;
         this.batchesReplayed += 1;
         // The function ran when the call traced it; a replay uses the names of that trace.
         if (this.current.names !== undefined) entry.names = this.current.names;
@@ -197,16 +200,13 @@ export class TrainingSteps {
     };
     const key = `${divisor} ${names.join(' ')}`;
     let graph = this.updateGraphs.get(key);
-    if (graph === undefined && this.options.graph && this.updateGraphs.size < this.options.maxGraphs) {
+    if (graph === undefined && this.graph && this.updateGraphs.size < this.options.maxGraphs) {
       graph = compileGraph(update, { name: 'the optimiser step' });
       this.updateGraphs.set(key, graph);
     }
-    if (graph === undefined) {
-      update();
-    } else {
-      // The function is fixed per graph, so each graph closes over its own names and divisor.
-      this.callGraph(graph, [], () => undefined);
-    }
+    // The function is fixed per graph, so each graph closes over its own names and divisor.
+    const result = graph === undefined ? undefined : this.callGraph(graph, [], () => undefined);
+    if (result === undefined) update();
     this.pending.clear();
     this.batches = 0;
   }
@@ -227,19 +227,33 @@ export class TrainingSteps {
 
   /**
    * Calls `graph`. When the call traces it, puts the variables and the
-   * optimiser state back, calls `prepare` again and replays the step.
+   * optimiser state back, calls `prepare` again and replays the step. When
+   * the step cannot be traced, puts the state back, calls `prepare`, turns
+   * graphs off and returns undefined: the caller then runs the step eagerly.
    */
-  private callGraph<R extends tf.Tensor[]>(graph: GraphFunction<R>, inputs: tf.Tensor[], prepare: () => void): R {
+  private callGraph<R extends tf.Tensor[]>(graph: GraphFunction<R>, inputs: tf.Tensor[], prepare: () => void): R | undefined {
     if (graph.graphCount > 0) return graph.call(...inputs);
     const saved = this.snapshotVariables.map((variable) => variable.clone());
     const optimizerState: AdamWState = this.optimizer.getState();
-    try {
-      const traced = graph.call(...inputs);
-      if (graph.graphCount === 0) return traced;
-      tf.dispose(traced);
+    const restore = (): void => {
       this.snapshotVariables.forEach((variable, index) => variable.assign(saved[index]));
       this.optimizer.setState(optimizerState);
       prepare();
+    };
+    try {
+      let traced: R;
+      try {
+        traced = graph.call(...inputs);
+      } catch (error) {
+        if (!(error instanceof TraceError)) throw error;
+        log.warn(`training eagerly from here on: ${error.message}`);
+        this.graph = false;
+        restore();
+        return undefined;
+      }
+      if (graph.graphCount === 0) return traced;
+      tf.dispose(traced);
+      restore();
       return graph.call(...inputs);
     } finally {
       tf.dispose(saved);
@@ -260,6 +274,14 @@ export class TrainingSteps {
     const entry: BatchGraph = { graph: compileGraph(() => this.batchStep(), { name: 'the batch step' }) };
     this.batchGraphs.set(key, entry);
     return entry;
+  }
+
+  /** Runs {@link batchStep} eagerly; returns the loss and the names of the variables that got a gradient. */
+  private eagerBatchStep(): [tf.Scalar, string[]] {
+    const current = this.current as { names?: string[] };
+    current.names = undefined;
+    const [value] = this.batchStep();
+    return [value, current.names ?? []];
   }
 
   /** Runs the loss of the current batch with its gradients and adds them to the accumulators. */
