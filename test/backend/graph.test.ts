@@ -217,11 +217,106 @@ describe('compiled graphs', () => {
     scaled.dispose();
   });
 
-  it('rejects an output computed outside TensorFlow', () => {
-    const constant = compileGraph((x) => [tf.add(x, 1), tf.tensor1d([1, 2, 3])], { name: 'mixed outputs' });
-    const input = tf.tensor1d([1]);
-    assert.throws(() => constant.call(input), (error: Error) => error instanceof TraceError && /output 1/.test(error.message));
-    input.dispose();
+  it('freezes a JavaScript tensor as a constant', () => {
+    const mixed = compileGraph((x) => [tf.add(x, 1), tf.tensor1d([1, 2, 3])]);
+    for (const value of [1, 5]) {
+      const input = tf.tensor1d([value]);
+      const [sum, constant] = mixed.call(input);
+      assert.deepStrictEqual(Array.from(sum.dataSync()), [value + 1]);
+      assert.deepStrictEqual(Array.from(constant.dataSync()), [1, 2, 3]);
+      tf.dispose([input, sum, constant]);
+    }
+    assert.strictEqual(mixed.graphCount, 1);
+    mixed.dispose();
+  });
+
+  it('returns fed tensors through the graph', () => {
+    const scale = tf.variable(tf.scalar(2));
+    const echo = compileGraph((x) => [x, scale, tf.mul(x, scale)]);
+    for (const value of [1, 4]) {
+      const input = tf.tensor1d([value]);
+      const [same, read, product] = echo.call(input);
+      assert.deepStrictEqual([same, read, product].map((tensor) => tensor.dataSync()[0]), [value, 2, 2 * value]);
+      // The eager first call returns the input and the variable themselves.
+      tf.dispose([input, same, read, product].filter((tensor) => tensor !== scale));
+    }
+    tf.dispose(scale);
+    echo.dispose();
+  });
+
+  it('keys graphs by repeated inputs', () => {
+    const difference = compileGraph((a, b) => [tf.sub(a, b)]);
+    const x = tf.tensor1d([3, 4]);
+    tf.dispose(difference.call(x, x));
+    const [a, b] = [tf.tensor1d([10, 20]), tf.tensor1d([1, 1])];
+    const [out] = difference.call(a, b);
+    assert.deepStrictEqual(Array.from(out.dataSync()), [9, 19]);
+    assert.strictEqual(difference.graphCount, 2);
+    tf.dispose([x, a, b, out]);
+    difference.dispose();
+  });
+
+  it('feeds variables that share a buffer', () => {
+    const first = tf.variable(tf.tensor1d([1, 1]));
+    const second = tf.variable(tf.tensor1d([0, 0]));
+    second.assign(first); // tfjs shares the buffer rather than copying it
+    for (const freezeVariables of [false, true]) {
+      const shifted = compileGraph((x) => [tf.add(x, second)], { freezeVariables });
+      const input = tf.tensor1d([10, 20]);
+      tf.dispose(shifted.call(input));
+      second.assign(tf.tensor1d([5, 5]));
+      const [out] = shifted.call(input);
+      assert.deepStrictEqual(Array.from(out.dataSync()), [15, 25], `freezeVariables ${freezeVariables}`);
+      second.assign(first);
+      tf.dispose([input, out]);
+      shifted.dispose();
+    }
+    tf.dispose([first, second]);
+  });
+
+  it('records nested compiled calls', () => {
+    const inner = compileGraph((x) => [tf.mul(x, 2)]);
+    const outer = compileGraph((x) => [tf.add(inner.call(x)[0], 1)]);
+    const warm = tf.tensor1d([0]);
+    tf.dispose(inner.call(warm)); // the inner graph exists before the outer trace
+    for (const value of [1, 7, 9]) {
+      const input = tf.tensor1d([value]);
+      const [out] = outer.call(input);
+      assert.strictEqual(out.dataSync()[0], 2 * value + 1);
+      tf.dispose([input, out]);
+    }
+    tf.dispose(warm);
+    inner.dispose();
+    outer.dispose();
+  });
+
+  it('runs under tf.grad on every call', () => {
+    const square = compileGraph((x) => [tf.sum(tf.square(x))]);
+    for (let call = 0; call < 3; call++) {
+      const input = tf.tensor1d([1, 2]);
+      const gradient = tf.grad((x: tf.Tensor) => square.call(x)[0] as tf.Scalar)(input);
+      assert.deepStrictEqual(Array.from(gradient.dataSync()), [2, 4]);
+      tf.dispose([input, gradient]);
+    }
+    square.dispose();
+  });
+
+  it('falls back to eager when a graph cannot be built', () => {
+    const counter = tf.variable(tf.scalar(0));
+    const frozen = compileGraph((x) => {
+      counter.assign(tf.add(counter, 1));
+      return [tf.mul(x, counter)];
+    }, { freezeVariables: true, name: 'counting step' });
+    const input = tf.scalar(1);
+    for (let call = 1; call <= 3; call++) {
+      const [out] = frozen.call(input);
+      assert.strictEqual(out.dataSync()[0], call);
+      out.dispose();
+    }
+    assert.strictEqual(counter.dataSync()[0], 3, 'each call ran its step once');
+    assert.strictEqual(frozen.graphCount, 0);
+    assert.throws(() => compileGraph((x) => tf.add(x, 1) as unknown as tf.Tensor[], { name: 'single' }).call(input), /single must synchronously return an array of tensors/);
+    tf.dispose([input, counter]);
   });
 
   it('names a disposed variable', () => {
@@ -230,7 +325,7 @@ describe('compiled graphs', () => {
     const input = tf.tensor1d([1, 3]);
     scaled.call(input)[0].dispose();
     weight.dispose();
-    assert.throws(() => scaled.call(input), /scaled: variable graph_test_weight was disposed/);
+    assert.throws(() => scaled.call(input), /scaled: variable graph_test_weight of shape \[2\] was disposed/);
     input.dispose();
     scaled.dispose();
   });

@@ -26,8 +26,8 @@ import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
 
 import { getLogger } from '../../util/log';
-import { savedModelBytes } from './protobuf';
-import { GraphRecorder, NativeKernelBackend, RecordedGraph, TraceError } from './trace';
+import { savedModelProto } from './protobuf';
+import { GraphRecorder, isTracing, NativeKernelBackend, RecordedGraph, TraceError } from './trace';
 
 const log = getLogger('backend.graph');
 
@@ -54,9 +54,12 @@ export interface CompileGraphOptions {
 
 const DEFAULT_MAX_GRAPHS = 8;
 
+/** A loaded graph: its session and what each replay feeds, fetches and assigns. */
 interface LoadedGraph {
   session: number;
-  graph: RecordedGraph;
+  /** The backend that owns the session, which frees it. */
+  backend: NativeKernelBackend;
+  graph: Omit<RecordedGraph, 'nodes'>;
 }
 
 /** Returns the native backend when graphs can run on it, else undefined. */
@@ -66,7 +69,7 @@ function nativeBackend(): NativeKernelBackend | undefined {
   if (typeof backend.loadSavedModelMetaGraph !== 'function' || typeof backend.runSavedModel !== 'function') return undefined;
   // NOTE: graphs have not run on a GPU. tfjs-node's session call resolves every
   // fed tensor to host memory, so a GPU would copy inputs and weights on each
-  // call; compiled functions run eagerly there until that is measured.
+  // call. Compiled functions run eagerly there until that is measured.
   if ((backend.binding as { isUsingGpuDevice?: () => boolean } | undefined)?.isUsingGpuDevice?.() === true) return undefined;
   return backend as NativeKernelBackend;
 }
@@ -76,27 +79,46 @@ export function graphExecutionAvailable(): boolean {
   return nativeBackend() !== undefined;
 }
 
+/**
+ * Returns the key of a call's graph: each input's dtype and shape, and which
+ * inputs are the same tensor. A graph traced with one tensor passed twice
+ * feeds only the first, so it serves only calls that repeat it the same way.
+ */
 function signatureOf(inputs: readonly tf.Tensor[]): string {
-  return inputs.map((tensor) => `${tensor.dtype}[${tensor.shape.join(',')}]`).join(' ');
+  return inputs.map((tensor, index) => {
+    const first = inputs.findIndex((other) => other.dataId === tensor.dataId);
+    return `${tensor.dtype}[${tensor.shape.join(',')}]${first < index ? `=${first}` : ''}`;
+  }).join(' ');
 }
 
 /** Returns true when every variable frozen into the graph still has the data it was traced with. */
-function isCurrent(graph: RecordedGraph): boolean {
+function isCurrent(graph: Pick<RecordedGraph, 'frozen'>): boolean {
   for (const [variable, dataId] of graph.frozen) {
     if (variable.isDisposed || variable.dataId !== dataId) return false;
   }
   return true;
 }
 
-function loadGraph(backend: NativeKernelBackend, graph: RecordedGraph, name: string): number {
-  const folder = fs.mkdtempSync(path.join(os.tmpdir(), 'more-ts-graph-'));
+function loadGraph(backend: NativeKernelBackend, graph: RecordedGraph): number {
+  let folder: string | undefined;
   try {
-    fs.writeFileSync(path.join(folder, 'saved_model.pb'), savedModelBytes(graph.nodes, SAVED_MODEL_TAG));
+    folder = fs.mkdtempSync(path.join(os.tmpdir(), 'more-ts-graph-'));
+    const descriptor = fs.openSync(path.join(folder, 'saved_model.pb'), 'w');
+    try {
+      savedModelProto(graph.nodes, SAVED_MODEL_TAG).writeTo(descriptor);
+    } finally {
+      fs.closeSync(descriptor);
+    }
     return backend.loadSavedModelMetaGraph(folder, SAVED_MODEL_TAG);
-  } catch (error) {
-    throw new TraceError(`Cannot load the traced graph of ${name} into TensorFlow: ${(error as Error).message}`);
   } finally {
-    fs.rmSync(folder, { recursive: true, force: true });
+    if (folder !== undefined) fs.rmSync(folder, { recursive: true, force: true });
+  }
+}
+
+function checkResult(result: unknown, name: string): void {
+  if (!Array.isArray(result) || !result.every((item) => item instanceof tf.Tensor)) {
+    const got = result instanceof Promise ? 'a promise' : Array.isArray(result) ? 'an array holding other values' : typeof result;
+    throw new TypeError(`${name} must synchronously return an array of tensors, got ${got}`);
   }
 }
 
@@ -111,6 +133,8 @@ export class GraphFunction<R extends tf.Tensor[]> {
   private readonly freezeVariables: boolean;
   private readonly maxGraphs: number;
   private warnedFull = false;
+  /** Signatures whose graph could not be built; they run eagerly. */
+  private readonly failed = new Set<string>();
 
   constructor(private readonly fn: (...inputs: tf.Tensor[]) => R, options: CompileGraphOptions = {}) {
     this.name = options.name ?? 'a compiled function';
@@ -130,13 +154,15 @@ export class GraphFunction<R extends tf.Tensor[]> {
   /** Runs the function: eagerly and recorded for a new signature, as a graph afterwards. */
   call(...inputs: tf.Tensor[]): R {
     const backend = this.eager ? undefined : nativeBackend();
-    if (backend === undefined) return this.fn(...inputs);
+    // Inside another trace the calls must be recorded there, and a replay has no gradient for tf.grad.
+    if (backend === undefined || isTracing() || tf.engine().state.gradientDepth > 0) return this.fn(...inputs);
     const signature = signatureOf(inputs);
+    if (this.failed.has(signature)) return this.fn(...inputs);
     const loaded = this.graphs.get(signature);
-    if (loaded !== undefined && isCurrent(loaded.graph)) return this.replay(backend, loaded, inputs);
+    if (loaded !== undefined && isCurrent(loaded.graph)) return this.replay(loaded, inputs);
     if (loaded !== undefined) {
       log.debug(`${this.name}: a frozen variable changed; tracing again`);
-      backend.deleteSavedModel(loaded.session);
+      loaded.backend.deleteSavedModel(loaded.session);
       this.graphs.delete(signature);
     }
     if (this.graphs.size >= this.maxGraphs) {
@@ -145,41 +171,68 @@ export class GraphFunction<R extends tf.Tensor[]> {
       return this.fn(...inputs);
     }
 
-    const { result, graph } = new GraphRecorder(backend, this.freezeVariables).run(this.fn, inputs);
+    const recorder = new GraphRecorder(backend, this.freezeVariables);
+    let traced: ReturnType<typeof recorder.run<R>>;
+    try {
+      traced = recorder.run(this.fn, inputs, (result) => checkResult(result, this.name));
+    } catch (error) {
+      if (!(error instanceof TraceError) || !recorder.ranFunction) throw error;
+      // The call itself ran, so it must not run again: keep its result and stay eager.
+      return this.giveUp(signature, error, recorder.result as R);
+    }
+    const { result, graph } = traced;
     if (graph === undefined) {
       log.debug(`${this.name}: the call created variables; tracing again on the next call`);
       return result;
     }
-    const session = loadGraph(backend, graph, this.name);
-    this.graphs.set(signature, { session, graph });
+    let session: number;
+    try {
+      session = loadGraph(backend, graph);
+    } catch (error) {
+      return this.giveUp(signature, error as Error, result);
+    }
+    const { nodes, ...kept } = graph;
+    this.graphs.set(signature, { session, backend, graph: kept });
     const feeds = graph.placeholders.filter((placeholder) => placeholder.source === 'variable').length;
     log.debug(
-      `${this.name}: traced ${graph.operationCount} operations for inputs ${signature} ` +
+      `${this.name}: traced ${graph.operationCount} operations (${nodes.length} nodes) for inputs ${signature} ` +
         `(${feeds} variables fed, ${graph.updates.length} updated, ${(graph.constantBytes / 1e6).toFixed(2)} MB of constants)`,
     );
     return result;
   }
 
-  private replay(backend: NativeKernelBackend, loaded: LoadedGraph, inputs: tf.Tensor[]): R {
-    const { graph, session } = loaded;
+  /** Marks a signature as eager for good after its graph could not be built, and returns the call's result. */
+  private giveUp(signature: string, error: Error, result: R): R {
+    this.failed.add(signature);
+    log.warn(`${this.name} runs eagerly for inputs ${signature}: its graph could not be built (${error.message})`);
+    return result;
+  }
+
+  private replay(loaded: LoadedGraph, inputs: tf.Tensor[]): R {
+    const { graph, session, backend } = loaded;
     const fresh: tf.Tensor[] = [];
-    const feeds = graph.placeholders.map((placeholder) => {
-      if (placeholder.source === 'input') return inputs[placeholder.index];
-      if (placeholder.source === 'variable') {
-        if (placeholder.variable.isDisposed) throw new TraceError(`Cannot run ${this.name}: variable ${placeholder.variable.name} was disposed`);
-        return placeholder.variable;
-      }
-      const value = placeholder.regenerate();
-      fresh.push(value);
-      if (value.dtype !== placeholder.dtype || !tf.util.arraysEqual(value.shape, placeholder.shape)) {
-        throw new TraceError(`Cannot run ${this.name}: a traced feed gave ${value.dtype} [${value.shape}], expected ${placeholder.dtype} [${placeholder.shape}]`);
-      }
-      return value;
-    });
-    const infos = graph.placeholders.map((placeholder) => ({ name: `${placeholder.node}:0`, dtype: placeholder.dtype, tfDtype: '' }));
     let fetched: tf.Tensor[];
     try {
-      fetched = backend.runSavedModel(session, feeds, infos, [...graph.outputs, ...graph.updates.map((update) => update.output)]);
+      const feeds = graph.placeholders.map((placeholder) => {
+        if (placeholder.source === 'input') return inputs[placeholder.index];
+        if (placeholder.source === 'variable') {
+          const variable = placeholder.variable;
+          if (variable.isDisposed) throw new TraceError(`Cannot run ${this.name}: variable ${variable.name} of shape [${variable.shape}] was disposed; compile the function again for the new variables`);
+          return variable;
+        }
+        const value = placeholder.regenerate();
+        fresh.push(value);
+        if (value.dtype !== placeholder.dtype || !tf.util.arraysEqual(value.shape, placeholder.shape)) {
+          throw new TraceError(`Cannot run ${this.name}: a traced feed gave ${value.dtype} [${value.shape}], expected ${placeholder.dtype} [${placeholder.shape}]`);
+        }
+        return value;
+      });
+      const infos = graph.placeholders.map((placeholder) => ({ name: `${placeholder.node}:0`, dtype: placeholder.dtype, tfDtype: '' }));
+      try {
+        fetched = backend.runSavedModel(session, feeds, infos, [...graph.outputs, ...graph.updates.map((update) => update.output)]);
+      } catch (error) {
+        throw new Error(`Failed to run the graph of ${this.name}: ${(error as Error).message}`);
+      }
     } finally {
       tf.dispose(fresh);
     }
@@ -194,8 +247,7 @@ export class GraphFunction<R extends tf.Tensor[]> {
 
   /** Frees the TensorFlow sessions; the function can still be called and traces again. */
   dispose(): void {
-    const backend = nativeBackend();
-    for (const { session } of this.graphs.values()) backend?.deleteSavedModel(session);
+    for (const { session, backend } of this.graphs.values()) backend.deleteSavedModel(session);
     this.graphs.clear();
   }
 }

@@ -5,6 +5,7 @@
  * come from TensorFlow's `.proto` files under `tensorflow/core/framework`
  * and `tensorflow/core/protobuf`.
  */
+import * as fs from 'fs';
 
 /** TensorFlow's `DataType` enum values for the dtypes a graph can carry. */
 export const TF_DTYPE = { float32: 1, int32: 3, uint8: 4, bool: 10, int64: 9 } as const;
@@ -14,15 +15,27 @@ const WIRE_VARINT = 0;
 const WIRE_LENGTH = 2;
 const WIRE_FIXED32 = 5;
 
-/** Appends proto3 fields to a growing byte list; `finish` returns the message. */
+/**
+ * Appends proto3 fields to a list of byte chunks. A nested message adds the
+ * child's chunks by reference, so a large tensor's bytes are copied once, by
+ * `finish` or not at all by `writeTo`.
+ */
 export class ProtoWriter {
   private pending: number[] = [];
-  private readonly chunks: Buffer[] = [];
+  private readonly chunks: Uint8Array[] = [];
+  private length = 0;
 
   private flush(): void {
     if (this.pending.length === 0) return;
     this.chunks.push(Buffer.from(this.pending));
+    this.length += this.pending.length;
     this.pending = [];
+  }
+
+  private append(chunk: Uint8Array): void {
+    this.flush();
+    this.chunks.push(chunk);
+    this.length += chunk.byteLength;
   }
 
   private varint(value: number | bigint): void {
@@ -38,6 +51,11 @@ export class ProtoWriter {
     this.varint((field << 3) | wire);
   }
 
+  /** Size of the message written so far, in bytes. */
+  get byteLength(): number {
+    return this.length + this.pending.length;
+  }
+
   int(field: number, value: number | bigint): this {
     this.key(field, WIRE_VARINT);
     this.varint(value);
@@ -48,16 +66,14 @@ export class ProtoWriter {
     this.key(field, WIRE_FIXED32);
     const bytes = Buffer.alloc(4);
     bytes.writeFloatLE(value);
-    this.flush();
-    this.chunks.push(bytes);
+    this.append(bytes);
     return this;
   }
 
   bytes(field: number, value: Uint8Array): this {
     this.key(field, WIRE_LENGTH);
     this.varint(value.byteLength);
-    this.flush();
-    this.chunks.push(Buffer.from(value.buffer, value.byteOffset, value.byteLength));
+    this.append(value);
     return this;
   }
 
@@ -66,12 +82,27 @@ export class ProtoWriter {
   }
 
   message(field: number, value: ProtoWriter): this {
-    return this.bytes(field, value.finish());
+    value.flush();
+    this.key(field, WIRE_LENGTH);
+    this.varint(value.length);
+    this.flush();
+    for (const chunk of value.chunks) this.chunks.push(chunk);
+    this.length += value.length;
+    return this;
   }
 
   finish(): Buffer {
     this.flush();
     return Buffer.concat(this.chunks);
+  }
+
+  /** Writes the message to an open file descriptor without joining its chunks. */
+  writeTo(descriptor: number): void {
+    this.flush();
+    for (const chunk of this.chunks) {
+      let offset = 0;
+      while (offset < chunk.byteLength) offset += fs.writeSync(descriptor, chunk, offset, chunk.byteLength - offset);
+    }
   }
 }
 
@@ -146,10 +177,10 @@ function nodeProto(node: GraphNode): ProtoWriter {
 const GRAPH_PRODUCER = 1700;
 
 /** Encodes a `saved_model.pb` with one meta graph, tagged `tag`, that contains `nodes`. */
-export function savedModelBytes(nodes: readonly GraphNode[], tag: string): Buffer {
+export function savedModelProto(nodes: readonly GraphNode[], tag: string): ProtoWriter {
   const graph = new ProtoWriter();
   for (const node of nodes) graph.message(1, nodeProto(node));
   graph.message(4, new ProtoWriter().int(1, GRAPH_PRODUCER));
   const metaGraph = new ProtoWriter().message(1, new ProtoWriter().string(4, tag)).message(2, graph);
-  return new ProtoWriter().int(1, 1).message(2, metaGraph).finish();
+  return new ProtoWriter().int(1, 1).message(2, metaGraph);
 }

@@ -88,6 +88,12 @@ const INFERRED_TYPE_ATTRS: Record<string, Record<string, number>> = {
   Where: { T: 0 },
 };
 
+/**
+ * Bytes of variable data one graph freezes at most; variables beyond it are
+ * fed. Each frozen graph keeps its own copy of the data inside TensorFlow.
+ */
+export const FROZEN_BYTES_LIMIT = 64 * 2 ** 20;
+
 let active: GraphRecorder | undefined;
 
 /**
@@ -120,11 +126,17 @@ export class GraphRecorder {
   private readonly produced = new Map<number, string>();
   private readonly constants = new Map<number, string>();
   private readonly placeholderByData = new Map<object, string>();
-  private readonly variableByData = new Map<object, tf.Variable>();
+  private readonly placeholderByVariable = new Map<tf.Variable, string>();
+  /** Variables by their data at the start; several variables may share one buffer. */
+  private readonly variablesByData = new Map<object, tf.Variable[]>();
   private readonly startData = new Map<tf.Variable, object>();
   /** TensorFlow dtype code of every named graph value. */
   private readonly dtypes = new Map<string, number>();
   private pendingInputs: tf.Tensor[] | undefined;
+  /** True once the function has run, so a later failure must not run it again. */
+  ranFunction = false;
+  /** The function's result, once it has run. */
+  result: tf.Tensor[] | undefined;
   private operationCount = 0;
   private constantBytes = 0;
   private counter = 0;
@@ -133,7 +145,7 @@ export class GraphRecorder {
 
   /**
    * `freezeVariables` writes the variables the function reads into the graph
-   * as constants, which lets TensorFlow fold and pre-pack them; the graph is
+   * as constants, which lets TensorFlow fold and pre-pack them. The graph is
    * then valid only while those variables keep their values.
    */
   constructor(private readonly backend: NativeKernelBackend, private readonly freezeVariables = false) {}
@@ -147,7 +159,7 @@ export class GraphRecorder {
     return `${op}_${this.counter++}`;
   }
 
-  private addPlaceholder(tensor: tf.Tensor, make: (node: string) => TracePlaceholder): string {
+  private addPlaceholder(tensor: tf.Tensor, make: (node: string) => TracePlaceholder, byData = true): string {
     const node = this.nextName('placeholder');
     this.nodes.push({
       name: node,
@@ -156,16 +168,18 @@ export class GraphRecorder {
       attrs: { dtype: { kind: 'type', value: dtypeCode(tensor.dtype, `placeholder ${node}`) }, shape: { kind: 'shape', value: tensor.shape } },
     });
     this.placeholders.push(make(node));
-    this.placeholderByData.set(tensor.dataId, node);
+    if (byData) this.placeholderByData.set(tensor.dataId, node);
     this.dtypes.set(`${node}:0`, dtypeCode(tensor.dtype, `placeholder ${node}`));
     return `${node}:0`;
   }
 
   registerFeed(tensor: tf.Tensor, regenerate: () => tf.Tensor): void {
+    // A second registration of the same tensor would draw twice per replay.
+    if (this.placeholderByData.has(tensor.dataId)) return;
     this.addPlaceholder(tensor, (node) => ({ node, source: 'feed', regenerate, dtype: tensor.dtype, shape: tensor.shape }));
   }
 
-  private addConstant(tensor: tf.Tensor, handle: number): string {
+  private addConstant(tensor: tf.Tensor, handle?: number): string {
     const node = this.nextName('constant');
     let dtype: number;
     let content: Uint8Array;
@@ -177,7 +191,7 @@ export class GraphRecorder {
     } else {
       dtype = dtypeCode(tensor.dtype, `a constant of shape [${tensor.shape}]`);
       const values = tensor.dataSync() as Float32Array | Int32Array | Uint8Array;
-      content = new Uint8Array(values.buffer, values.byteOffset, values.byteLength).slice();
+      content = new Uint8Array(values.buffer, values.byteOffset, values.byteLength);
     }
     this.constantBytes += content.byteLength;
     this.nodes.push({
@@ -186,29 +200,56 @@ export class GraphRecorder {
       inputs: [],
       attrs: { dtype: { kind: 'type', value: dtype }, value: { kind: 'tensor', value: tensorProto(dtype, tensor.shape, content) } },
     });
-    this.constants.set(handle, `${node}:0`);
+    if (handle !== undefined) this.constants.set(handle, `${node}:0`);
     this.dtypes.set(`${node}:0`, dtype);
     return `${node}:0`;
   }
 
-  /** Names the graph value behind one input of a recorded operation. */
+  /**
+   * Returns the graph value of a variable's data at the start of the call: a
+   * placeholder fed on every replay, or undefined when the variable is frozen
+   * into the graph as a constant.
+   */
+  private variableValue(variable: tf.Variable): string | undefined {
+    const known = this.placeholderByVariable.get(variable);
+    if (known !== undefined) return `${known}:0`;
+    const bytes = variable.size * 4;
+    if (this.freezeVariables && (this.frozen.has(variable) || this.constantBytes + bytes <= FROZEN_BYTES_LIMIT)) {
+      this.frozen.set(variable, variable.dataId);
+      return undefined;
+    }
+    const name = this.addPlaceholder(variable, (node) => ({ node, source: 'variable', variable, dtype: variable.dtype, shape: variable.shape }), false);
+    this.placeholderByVariable.set(variable, name.slice(0, -2));
+    return name;
+  }
+
+  /** Returns the name of the graph value behind one input of a recorded operation. */
   private inputName(handle: number, tensor: tf.Tensor | undefined, op: string, index: number): string {
     const produced = this.produced.get(handle);
     if (produced !== undefined) return produced;
     if (tensor !== undefined) {
-      const placeholder = this.placeholderByData.get(tensor.dataId);
-      if (placeholder !== undefined) return `${placeholder}:0`;
-      const variable = this.variableByData.get(tensor.dataId);
-      if (variable !== undefined && this.freezeVariables) {
-        this.frozen.set(variable, variable.dataId);
-      } else if (variable !== undefined) {
-        return this.addPlaceholder(variable, (node) => ({ node, source: 'variable', variable, dtype: variable.dtype, shape: variable.shape }));
-      }
+      const value = this.sourceValue(tensor);
+      if (value !== undefined) return value;
     }
     const constant = this.constants.get(handle);
     if (constant !== undefined) return constant;
     if (tensor === undefined) throw new TraceError(`Cannot trace ${op}: its input ${index} is a native tensor that TensorFlow.js does not track`);
     return this.addConstant(tensor, handle);
+  }
+
+  /**
+   * Returns the placeholder or variable value behind a tensor that no recorded
+   * operation produced, or undefined when it is a constant. A variable is
+   * matched by object first. A plain tensor that shares a variable's buffer
+   * (a clone) stands for that variable's value at the start of the call.
+   */
+  private sourceValue(tensor: tf.Tensor): string | undefined {
+    if (tensor instanceof tf.Variable && this.startData.get(tensor) === tensor.dataId) return this.variableValue(tensor);
+    const placeholder = this.placeholderByData.get(tensor.dataId);
+    if (placeholder !== undefined) return `${placeholder}:0`;
+    const sharing = this.variablesByData.get(tensor.dataId);
+    if (sharing !== undefined) return this.variableValue(sharing[0]);
+    return undefined;
   }
 
   private attribute(attr: BindingAttr, op: string): AttrInput {
@@ -248,16 +289,22 @@ export class GraphRecorder {
     return outputs;
   }
 
-  /** Returns the name of the graph value that contains `tensor` now, for an output or a variable update. */
-  private valueName(tensor: tf.Tensor, role: string): string {
-    const placeholder = this.placeholderByData.get(tensor.dataId);
-    if (placeholder !== undefined) return `${placeholder}:0`;
+  /**
+   * Returns the name of a fetchable graph value that contains `tensor` now,
+   * for an output or a variable update. TensorFlow cannot fetch a fed
+   * placeholder, so those get an Identity node; a tensor that no operation
+   * produced becomes a constant.
+   */
+  private valueName(tensor: tf.Tensor): string {
     const info = this.backend.tensorMap.get(tensor.dataId);
     const produced = info !== undefined && info.values == null ? this.produced.get(info.id) : undefined;
-    if (produced === undefined) {
-      throw new TraceError(`Cannot trace ${role}: its value was not computed by TensorFlow operations inside the traced function`);
-    }
-    return produced;
+    if (produced !== undefined) return produced;
+    const source = this.sourceValue(tensor);
+    if (source === undefined) return this.addConstant(tensor);
+    const node = this.nextName('identity');
+    this.nodes.push({ name: node, op: 'Identity', inputs: [source], attrs: { T: { kind: 'type', value: this.dtypes.get(source) as number } } });
+    this.dtypes.set(`${node}:0`, this.dtypes.get(source) as number);
+    return `${node}:0`;
   }
 
   /**
@@ -265,12 +312,14 @@ export class GraphRecorder {
    * graph, or `graph: undefined` when the call created variables (an
    * optimiser's first step does): those only exist from the next call on.
    */
-  run<R extends tf.Tensor[]>(fn: (...inputs: tf.Tensor[]) => R, inputs: tf.Tensor[]): { result: R; graph?: RecordedGraph } {
+  run<R extends tf.Tensor[]>(fn: (...inputs: tf.Tensor[]) => R, inputs: tf.Tensor[], check?: (result: unknown) => void): { result: R; graph?: RecordedGraph } {
     if (active !== undefined) throw new TraceError('Cannot trace a function while another trace is recording');
     const registered = tf.engine().state.registeredVariables;
     const before = new Set(Object.keys(registered));
     for (const variable of Object.values(registered)) {
-      if (!this.variableByData.has(variable.dataId)) this.variableByData.set(variable.dataId, variable);
+      const sharing = this.variablesByData.get(variable.dataId);
+      if (sharing === undefined) this.variablesByData.set(variable.dataId, [variable]);
+      else sharing.push(variable);
       this.startData.set(variable, variable.dataId);
     }
     inputs.forEach((tensor, index) => {
@@ -303,17 +352,20 @@ export class GraphRecorder {
       backend.binding = binding;
       backend.getInputTensorIds = originalInputIds;
     }
+    check?.(result);
+    this.ranFunction = true;
+    this.result = result;
 
     const current = tf.engine().state.registeredVariables;
     if (Object.keys(current).some((name) => !before.has(name))) return { result };
-    const outputs = result.map((tensor, index) => this.valueName(tensor, `output ${index}`));
+    const outputs = result.map((tensor) => this.valueName(tensor));
     const updates: RecordedGraph['updates'] = [];
     for (const [variable, dataId] of this.startData) {
       if (variable.isDisposed || variable.dataId === dataId) continue;
       if (this.frozen.has(variable)) {
-        throw new TraceError(`Cannot freeze variable ${variable.name}: the traced function assigns it`);
+        throw new TraceError(`Cannot freeze variable ${variable.name} of shape [${variable.shape}]: the function assigns it`);
       }
-      updates.push({ variable, output: this.valueName(variable, `the update of variable ${variable.name}`) });
+      updates.push({ variable, output: this.valueName(variable) });
     }
     return {
       result,
