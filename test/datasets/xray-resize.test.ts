@@ -5,6 +5,7 @@ import { strict as assert } from 'assert';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
+import * as zlib from 'zlib';
 import { decodeXray } from '../../src/datasets/pipeline/decoders';
 import {
   claheUint8, claheXrayFile, decodeResizedWithLibvips, decodeXrayFile, decodeXrayFileResized, equalizeAdapthist,
@@ -143,6 +144,12 @@ describe('datasets/xray resize paths', () => {
     assert.equal(routes('generated/tiny16.png', 1), false);
     assert.equal(routes('png/filters_type6_first0.png', 1), false);
     assert.equal(routes('png/filters_type2_first0.png', 6), true);
+    // An RGB PNG with a transparent colour (tRNS chunk before IDAT) stays on the exact path.
+    const rgb = fs.readFileSync(fixture('png/filters_type2_first0.png'));
+    const transparency = Buffer.from([0, 0, 0, 6, 0x74, 0x52, 0x4e, 0x53, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+    transparency.writeUInt32BE(zlib.crc32(transparency.subarray(4, 14)), 14);
+    const withTransparency = Buffer.concat([rgb.subarray(0, 33), transparency, rgb.subarray(33)]);
+    assert.equal(resizesWithLibvips(withTransparency, 6, 6), false);
     // Enlarging stays on the exact path: the 685 x 754 JPEG for a 700 x 700 output.
     assert.equal(routes('real/covid_41182_2020_203_Fig5_HTML.jpg', 700), false);
   });

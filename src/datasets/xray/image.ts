@@ -8,7 +8,7 @@
 
 import * as fs from 'fs';
 import sharp, { Metadata } from 'sharp';
-import { decodeSimplePng, readPngHeader } from './png';
+import { decodeSimplePng, hasChunkBeforeImageData, readPngHeader } from './png';
 
 /** A grey-level image stored row by row (row-major, `height` rows of `width` values). */
 export interface GrayImage {
@@ -99,16 +99,20 @@ export async function decodeImageBuffer(buffer: Buffer, source: string): Promise
 
 /**
  * True for the files that the fast path hands to `decodeResizedWithLibvips`:
- * 8-bit JPEGs and 8-bit RGB PNGs without an alpha channel, at least `width` x
+ * 8-bit JPEGs and 8-bit RGB PNGs without transparency, at least `width` x
  * `height` in size. Grey PNGs are left out, because the JavaScript decoder and
- * the Pillow-exact resize are faster than libvips on them. Smaller images
- * are left out because libvips enlarges with a different interpolation
- * (`vips_affine`) whose closeness to Pillow was not measured.
+ * the Pillow-exact resize are faster than libvips on them. Transparency is
+ * left out because libvips resizes with premultiplied alpha, where Pillow's
+ * grey conversion ignores alpha. Smaller images are left out because libvips
+ * enlarges with a different interpolation (`vips_affine`) whose closeness to
+ * Pillow was not measured.
  */
 export function resizesWithLibvips(bytes: Uint8Array, width: number, height: number): boolean {
   const png = readPngHeader(bytes);
   const frame = png === undefined ? readJpegFrame(bytes) : undefined;
-  const eligible = png !== undefined ? png.bitDepth === 8 && png.colorType === 2 : frame?.precision === 8;
+  const eligible = png !== undefined
+    ? png.bitDepth === 8 && png.colorType === 2 && !hasChunkBeforeImageData(bytes, 'tRNS')
+    : frame?.precision === 8;
   const size = png ?? frame;
   return eligible && size !== undefined && size.width >= width && size.height >= height;
 }

@@ -6,7 +6,7 @@ export { decodeDicom, DicomDecodeOptions, DicomImageInfo, readDicomInfo } from '
 export {
   decodeImageBuffer, decodeResizedWithLibvips, GrayImage, JpegFrame, readJpegFrame, resizesWithLibvips, rgbToGray8, XrayDecodeError,
 } from './image';
-export { decodeSimplePng, DecodedPng, isPng, PngHeader, readPngHeader } from './png';
+export { decodeSimplePng, DecodedPng, hasChunkBeforeImageData, isPng, PngHeader, readPngHeader } from './png';
 export {
   claheUint8, claheXrayFile, decodeXrayFile, decodeXrayFileResized, looksLikeDicom, normaliseToRgb, preprocessXrayFile, scaleToUnit,
   XRAY_MEAN, XRAY_RESIZE_MODES, XRAY_SIZE, XRAY_STD, XrayPreprocessOptions, XrayResizeMode, XrayResizeOptions,

@@ -58,6 +58,20 @@ export function readPngHeader(bytes: Uint8Array): PngHeader | undefined {
   };
 }
 
+/** True when a chunk of `type` comes before the first IDAT chunk (where PLTE, tRNS, gAMA and iCCP must be). */
+export function hasChunkBeforeImageData(bytes: Uint8Array, type: string): boolean {
+  if (!isPng(bytes)) return false;
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  let offset = SIGNATURE.length;
+  while (offset + 8 <= bytes.length) {
+    const current = chunkType(bytes, offset + 4);
+    if (current === type) return true;
+    if (current === 'IDAT') return false;
+    offset += 12 + view.getUint32(offset);
+  }
+  return false;
+}
+
 function chunkType(bytes: Uint8Array, offset: number): string {
   return String.fromCharCode(bytes[offset], bytes[offset + 1], bytes[offset + 2], bytes[offset + 3]);
 }
