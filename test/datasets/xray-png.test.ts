@@ -115,7 +115,7 @@ describe('datasets/xray PNG decoder', () => {
   });
 
   it('rejects more image data than IHDR declares', () => {
-    // IHDR says 3 rows where the data holds 6 (8 bytes per row with the filter byte); the IHDR CRC is updated to match.
+    // IHDR declares 3 rows where the data contains 6 (8 bytes per row with the filter byte). The IHDR CRC is updated to match.
     const bytes = withUint32(read('png/filters_type0_first0.png'), 20, 3);
     bytes.writeUInt32BE(zlib.crc32(bytes.subarray(12, 29)), 29);
     assert.throws(() => decodeSimplePng(bytes, 'tall.png'), /tall\.png: image data inflates to more than the 24 bytes IHDR implies/);

@@ -5,8 +5,8 @@
  * data with Node's zlib on the calling thread and undoes the scanline filters
  * (PNG specification, 2nd edition, sections 5 and 9). On grey radiographs of
  * 256 to 640 pixels a side it took a third to a half of the time of a libvips
- * decode through sharp (measured on a 2-core machine), whose fixed cost per
- * call is large for small images. Samples come back exactly as stored.
+ * decode through sharp, measured on a 2-core machine. sharp's fixed cost per
+ * call is large for images this small. Samples come back exactly as stored.
  * Gamma, colour profiles and transparency are not applied, because Pillow
  * does not apply them either. Other layouts (palette, 1-, 2-, 4- or 16-bit
  * samples, Adam7 interlacing) return undefined, and the caller decodes them

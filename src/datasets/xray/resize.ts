@@ -81,7 +81,6 @@ function filterRows8(
   const { bounds, kernelSize } = coefficients;
   const out = new Uint8Array(outWidth * rowCount);
   const half = 1 << (PRECISION_BITS - 1);
-  const top = 1 << (PRECISION_BITS + 8);
   let y = 0;
   for (; y + 4 <= rowCount; y += 4) {
     const r0 = (y + firstRow) * width;
@@ -105,10 +104,10 @@ function filterRows8(
         s2 = (s2 + Math.imul(src[r2 + i], w)) | 0;
         s3 = (s3 + Math.imul(src[r3 + i], w)) | 0;
       }
-      out[o0 + x] = s0 <= 0 ? 0 : s0 >= top ? 255 : s0 >> PRECISION_BITS;
-      out[o0 + outWidth + x] = s1 <= 0 ? 0 : s1 >= top ? 255 : s1 >> PRECISION_BITS;
-      out[o0 + 2 * outWidth + x] = s2 <= 0 ? 0 : s2 >= top ? 255 : s2 >> PRECISION_BITS;
-      out[o0 + 3 * outWidth + x] = s3 <= 0 ? 0 : s3 >= top ? 255 : s3 >> PRECISION_BITS;
+      out[o0 + x] = clip8(s0);
+      out[o0 + outWidth + x] = clip8(s1);
+      out[o0 + 2 * outWidth + x] = clip8(s2);
+      out[o0 + 3 * outWidth + x] = clip8(s3);
     }
   }
   for (; y < rowCount; y++) {
@@ -120,7 +119,7 @@ function filterRows8(
       const base = x * kernelSize;
       let sum = half;
       for (let t = 0; t < taps; t++) sum = (sum + Math.imul(src[start + t], fixed[base + t])) | 0;
-      out[outRow + x] = sum <= 0 ? 0 : sum >= top ? 255 : sum >> PRECISION_BITS;
+      out[outRow + x] = clip8(sum);
     }
   }
   return out;
