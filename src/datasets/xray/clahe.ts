@@ -122,14 +122,14 @@ interface BlendedLevels {
 function equalizeBins(pixelBins: Uint16Array, width: number, height: number, settings: ClaheSettings): BlendedLevels {
   const { nbins, clipLimit, kernelRows, kernelCols, binSize } = settings;
 
-  // Reflect-pad so each side is a multiple of the tile size, preceded by half a tile.
+  // scikit-image reflect-pads so each side is a multiple of the tile size, preceded by half a tile.
+  // The padded image is only indexed here, through the source row and column of each padded one.
   const padTop = Math.floor(kernelRows / 2);
   const padLeft = Math.floor(kernelCols / 2);
   const padBottom = ((kernelRows - (height % kernelRows)) % kernelRows) + Math.ceil(kernelRows / 2);
   const padRight = ((kernelCols - (width % kernelCols)) % kernelCols) + Math.ceil(kernelCols / 2);
   const paddedHeight = height + padTop + padBottom;
   const paddedWidth = width + padLeft + padRight;
-  // Source row and column of each padded row and column.
   const sourceRows = new Int32Array(paddedHeight);
   const sourceColumns = new Int32Array(paddedWidth);
   for (let y = 0; y < paddedHeight; y++) sourceRows[y] = reflectIndex(y - padTop, height);
