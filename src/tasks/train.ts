@@ -18,6 +18,11 @@
  * checkpoint stores, next to the weights, the optimiser moments and the
  * schedule position.
  *
+ * On the native backend the batch step and the optimiser step run as
+ * compiled TensorFlow graphs (`train/steps.ts`) for models that have
+ * `prepareBatch`, one graph per batch layout; `graph: false` runs them
+ * eagerly. The two differ by float rounding only.
+ *
  * NOTE: the reference trains with mixed precision (autocast and a gradient
  * scaler) on GPUs. This loop always computes in float32.
  */

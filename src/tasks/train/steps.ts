@@ -114,6 +114,8 @@ export class TrainingSteps {
   private readonly snapshotVariables: tf.Variable[];
   /** False once a step could not be traced: the rest of the run is eager. */
   private graph: boolean;
+  /** Calls of each compiled function that ended without a graph, such as a graph TensorFlow could not load. */
+  private readonly failedTraces = new Map<GraphFunction<tf.Tensor[]>, number>();
   private layoutsRunEagerly = 0;
   private batchesRunEagerly = 0;
   private batchesReplayed = 0;
@@ -233,6 +235,9 @@ export class TrainingSteps {
    */
   private callGraph<R extends tf.Tensor[]>(graph: GraphFunction<R>, inputs: tf.Tensor[], prepare: () => void): R | undefined {
     if (graph.graphCount > 0) return graph.call(...inputs);
+    // After two calls without a graph (the first may only have created variables), the step stays eager.
+    const failures = this.failedTraces.get(graph) ?? 0;
+    if (failures >= 2) return undefined;
     const saved = this.snapshotVariables.map((variable) => variable.clone());
     const optimizerState: AdamWState = this.optimizer.getState();
     const restore = (): void => {
@@ -251,7 +256,10 @@ export class TrainingSteps {
         restore();
         return undefined;
       }
-      if (graph.graphCount === 0) return traced;
+      if (graph.graphCount === 0) {
+        this.failedTraces.set(graph, failures + 1);
+        return traced;
+      }
       tf.dispose(traced);
       restore();
       return graph.call(...inputs);
