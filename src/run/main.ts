@@ -73,10 +73,10 @@ export const SAMPLE_MODEL: MoreConfigInput = {
 /**
  * Batch layouts of the main job that get a compiled graph.
  * NOTE: measured on 2026-12-04, graphs do not pay off for the sample run. Its
- * 120 batches have about 70 layouts (report length and modality mix vary),
- * and at the sample model's size a replayed batch (2.0 s) is no faster than an
- * eager one (1.9 s), while tracing one costs about 7 s more. Two graphs bound
- * that cost; `--eager` avoids it.
+ * 120 batches have about 70 layouts, because report length and modality mix
+ * vary. At the sample model's size a replayed batch (2.0 s) is no faster than
+ * an eager one (1.9 s), and tracing one costs about 7 s more. Two graphs bound
+ * that cost, and `--eager` avoids it.
  */
 const MAIN_JOB_MAX_GRAPHS = 2;
 
