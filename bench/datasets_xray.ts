@@ -23,10 +23,11 @@
  * thread (default 'fast' path), where sharp's decoding on its own threads
  * overlaps the JavaScript work.
  *
- * NOTE: the target for the one-at-a-time 'fast' ratio is 2. On the 2-core
- * development machine under load 4.6 to 6.9 from other work, eleven runs gave
- * 1.23 to 2.46 (median 1.55), and a quiet machine was not measured
- * (docs/benchmarks.md).
+ * NOTE: the target for the one-at-a-time 'fast' ratio is 2, and it is not
+ * met. On the 2-core development machine, fourteen runs gave 1.23 to 2.46
+ * (median 1.45), and 1.38 to 1.43 at low load. CLAHE is 3 to 5 times faster
+ * than scikit-image's, but libvips decodes these files no faster than
+ * Pillow, except a large JPEG with shrink-on-load (docs/benchmarks.md).
  */
 import { spawnSync } from 'child_process';
 import * as fs from 'fs';
