@@ -60,6 +60,14 @@ interface OurRates {
   graph: Rates;
 }
 
+/** Inference rounds per figure, alternating eager and graph. */
+const ROUNDS = 3;
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.floor(sorted.length / 2)];
+}
+
 /** Returns calls per second of `step` after one warm-up call. `step` must wait for its result. */
 function rate(step: () => void, minSeconds: number, minIterations: number): number {
   step();
@@ -121,18 +129,21 @@ function measureOurs(preset: BenchPreset, tower: Tower): OurRates {
     tf.dispose(tensors);
   };
 
-  const eager: Rates = {
-    trainStepsPerSecond: rate(() => wait(trainStep(input, targets)), timing.trainSeconds, timing.trainIterations),
-    inferBatchesPerSecond: rate(() => wait(inferStep(input)), timing.inferSeconds, timing.inferIterations),
-  };
-  // The eager steps created Adam's slots, so this call traces; TensorFlow optimises a
-  // graph on its first run, so `rate`'s own warm-up call covers that run.
+  // Inference runs first, on the initial weights, then training; each figure
+  // alternates eager and graph rounds so that load changes reach both.
+  wait(compiledInfer.call(input)); // traces; `rate`'s warm-up call covers TensorFlow's first-run optimisation
+  const inferEager: number[] = [];
+  const inferGraph: number[] = [];
+  for (let round = 0; round < ROUNDS; round++) {
+    inferEager.push(rate(() => wait(inferStep(input)), timing.inferSeconds / ROUNDS, timing.inferIterations));
+    inferGraph.push(rate(() => wait(compiledInfer.call(input)), timing.inferSeconds / ROUNDS, timing.inferIterations));
+  }
+  const trainEager = rate(() => wait(trainStep(input, targets)), timing.trainSeconds, timing.trainIterations);
+  // The eager steps created Adam's slots, so this call traces.
   wait(compiledTrain.call(input, targets));
-  wait(compiledInfer.call(input));
-  const graph: Rates = {
-    trainStepsPerSecond: rate(() => wait(compiledTrain.call(input, targets)), timing.trainSeconds, timing.trainIterations),
-    inferBatchesPerSecond: rate(() => wait(compiledInfer.call(input)), timing.inferSeconds, timing.inferIterations),
-  };
+  const trainGraph = rate(() => wait(compiledTrain.call(input, targets)), timing.trainSeconds, timing.trainIterations);
+  const eager: Rates = { trainStepsPerSecond: trainEager, inferBatchesPerSecond: median(inferEager) };
+  const graph: Rates = { trainStepsPerSecond: trainGraph, inferBatchesPerSecond: median(inferGraph) };
   compiledTrain.dispose();
   compiledInfer.dispose();
   optimizer.dispose();

@@ -27,11 +27,28 @@ export class Conv1d extends Module {
     this.bias = this.addWeight('bias', tf.randomUniform([outChannels], -bound, bound, 'float32', nextInitialisationSeed()) as tf.Tensor1D);
   }
 
-  /** Convolves [B, L, in] (channels last) into [B, L', out] without padding. */
+  /**
+   * Convolves [B, L, in] (channels last) into [B, L', out] without padding.
+   * The input is unfolded into [B, L', kernel * in] windows and multiplied by
+   * the weight as one matrix, which ran faster than TensorFlow's Conv2D for
+   * these few, short channels on the CPU.
+   */
   apply(x: tf.Tensor3D): tf.Tensor3D {
     return tf.tidy(() => {
+      const [B, L, C] = x.shape;
+      const K = this.kernel;
+      const S = this.stride;
+      const windows = Math.floor((L - K) / S) + 1; // L'
       const filter = tf.transpose(this.weight, [2, 1, 0]) as tf.Tensor3D; // [kernel, in, out]
-      return tf.add(tf.conv1d(x, filter, this.stride, 'valid'), this.bias) as tf.Tensor3D;
+      // tf.stridedSlice has no gradient in TensorFlow.js, so other strides convolve directly.
+      if (S !== K && S !== 1) return tf.add(tf.conv1d(x, filter, S, 'valid'), this.bias) as tf.Tensor3D;
+      const weight = tf.reshape(filter, [K * C, this.outChannels]); // [(kernel, in), out]
+      const unfolded = S === K
+        ? // Windows that tile the signal are contiguous blocks of kernel * in values.
+          tf.reshape(tf.slice(x, [0, 0, 0], [B, windows * K, C]), [B, windows, K * C])
+        : tf.concat(Array.from({ length: K }, (_, k) => tf.slice(x, [0, k, 0], [B, windows, C])), 2); // [B, L', (kernel, in)]
+      const rows = tf.matMul(tf.reshape(unfolded, [B * windows, K * C]), weight); // [B * L', out]
+      return tf.reshape(tf.add(rows, this.bias), [B, windows, this.outChannels]) as tf.Tensor3D;
     });
   }
 }

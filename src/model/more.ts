@@ -247,7 +247,8 @@ function withEmbedding(encoded: ReturnType<VisionTransformer['forward']>, head: 
   return { ...encoded, embedding };
 }
 
-function presentRowIndices(field: string, input: tf.Tensor | undefined, present: boolean[] | undefined, batch: number): number[] {
+/** Returns the rows of a batch that have `field`, checking the tensor and its presence flags against the batch size. */
+export function presentRowIndices(field: string, input: tf.Tensor | undefined, present: boolean[] | undefined, batch: number): number[] {
   if (input === undefined) {
     if (present !== undefined && present.some((flag) => flag)) {
       throw new Error(`Batch flags rows as having ${field} but gives no ${field} tensor`);

@@ -258,13 +258,24 @@ export class PatchEmbed extends Module {
     this.bias = this.addWeight('proj.bias', tf.zeros([width]) as tf.Tensor1D);
   }
 
+  /**
+   * Embeds [B, H, W, in] images as [B, N, C] patch tokens, row-major as timm
+   * orders them. The patches do not overlap, so the convolution is one matrix
+   * product over unfolded patches, which ran faster than TensorFlow's Conv2D
+   * on the CPU.
+   */
   apply(images: tf.Tensor4D): tf.Tensor3D {
     return tf.tidy(() => {
-      const [B] = images.shape;
-      const filter = tf.transpose(this.weight, [2, 3, 1, 0]) as tf.Tensor4D; // [P, P, in, out]
-      const grid = tf.add(tf.conv2d(images, filter, this.patchSize, 'valid'), this.bias) as tf.Tensor4D; // [B, H/P, W/P, C]
-      const [, rows, columns, width] = grid.shape;
-      return tf.reshape(grid, [B, rows * columns, width]) as tf.Tensor3D; // [B, N, C], row-major patches as timm
+      const [B, H, W, channels] = images.shape;
+      const P = this.patchSize;
+      const rows = H / P;
+      const columns = W / P;
+      const width = this.bias.shape[0];
+      const weight = tf.reshape(tf.transpose(this.weight, [2, 3, 1, 0]), [P * P * channels, width]); // [(P, P, in), C]
+      const blocks = tf.reshape(images, [B, rows, P, columns, P, channels]);
+      const patches = tf.reshape(tf.transpose(blocks, [0, 1, 3, 2, 4, 5]), [B * rows * columns, P * P * channels]); // [B * N, (P, P, in)]
+      const tokens = tf.add(tf.matMul(patches, weight), this.bias); // [B * N, C]
+      return tf.reshape(tokens, [B, rows * columns, width]) as tf.Tensor3D;
     });
   }
 }

@@ -9,7 +9,7 @@ import { TransformerTextEncoder, textPreset } from '../../src/model/text';
 import { AdamW } from '../../src/tasks/optim';
 import { BatchSource, batchLayout, EpochRecord, fit, moreTrainingModel, TrainOptions } from '../../src/tasks/train';
 import { TrainingSteps } from '../../src/tasks/train/steps';
-import { Rng } from '../../src/util/rng';
+import { SyntheticPairs } from './synthetic-pairs';
 
 const SAMPLES = 11;
 const TOKENS = 8;
@@ -29,35 +29,8 @@ function copyModel(source: MoreModel, seed: number): MoreModel {
 }
 
 /** Seeded pairs; sample 3 lacks its X-ray and sample 7 its ECG, so batches have several layouts. */
-class MixedPairs implements BatchSource<MoreBatch> {
-  readonly size = SAMPLES;
-
-  loadBatch(indices: number[]): MoreBatch {
-    const images: number[] = [];
-    const ecgs: number[] = [];
-    const ids: number[][] = [];
-    const mask: number[][] = [];
-    for (const index of indices) {
-      const rng = new Rng(500 + index);
-      for (let i = 0; i < 32 * 32 * 3; i++) images.push(rng.normal());
-      for (let i = 0; i < 12 * 100; i++) ecgs.push(rng.uniform() * 2 - 1);
-      const length = 4 + rng.int(TOKENS - 4);
-      const tokens = [0];
-      while (tokens.length < length - 1) tokens.push(3 + rng.int(900));
-      tokens.push(2);
-      while (tokens.length < TOKENS) tokens.push(1);
-      ids.push(tokens);
-      mask.push(tokens.map((_, t) => (t < length ? 1 : 0)));
-    }
-    return {
-      images: tf.tensor4d(images, [indices.length, 32, 32, 3]),
-      ecgs: tf.tensor3d(ecgs, [indices.length, 12, 100]),
-      inputIds: tf.tensor2d(ids, undefined, 'int32'),
-      attentionMask: tf.tensor2d(mask, undefined, 'int32'),
-      imagePresent: indices.map((index) => index !== 3),
-      ecgPresent: indices.map((index) => index !== 7),
-    };
-  }
+function mixedPairs(): SyntheticPairs {
+  return new SyntheticPairs({ samples: SAMPLES, tokens: TOKENS, imageSize: 32, seed: 500, hasImage: (index) => index !== 3, hasEcg: (index) => index !== 7 });
 }
 
 // Batches of 4, 4 and 3 samples, two of them per optimiser step, in a new order every epoch.
@@ -73,7 +46,7 @@ interface Run {
 
 async function train(model: MoreModel, options: TrainOptions): Promise<Run> {
   const run: Run = { losses: [], epochs: [] };
-  await fit(moreTrainingModel(model), { train: new MixedPairs(), validation: new MixedPairs() }, {
+  await fit(moreTrainingModel(model), { train: mixedPairs(), validation: mixedPairs() }, {
     ...OPTIONS, ...options, onBatchEnd: (record) => run.losses.push(record.loss), onEpochEnd: (record) => run.epochs.push(record),
   });
   return run;
@@ -151,7 +124,7 @@ describe('tasks/train compiled graphs', () => {
     const model = buildModel(4);
     const before = tf.memory().numTensors;
     const counts: number[] = [];
-    await fit(moreTrainingModel(model), { train: new MixedPairs() }, {
+    await fit(moreTrainingModel(model), { train: mixedPairs() }, {
       ...OPTIONS, maxEpochs: 4, onEpochEnd: () => counts.push(tf.memory().numTensors),
     });
     assert.deepStrictEqual(counts, counts.map(() => counts[0]), `tensor count per epoch ${counts}`);
@@ -162,7 +135,7 @@ describe('tasks/train compiled graphs', () => {
   it('computes the MoRE loss as MoreModel does', () => {
     const model = buildModel(6);
     const trainer = moreTrainingModel(model);
-    const batch = new MixedPairs().loadBatch([3, 0, 7, 1, 2]);
+    const batch = mixedPairs().loadBatch([3, 0, 7, 1, 2]);
     for (const training of [true, false]) {
       const context = { training, seed: 17 };
       const [ours] = tf.tidy(() => trainer.batchLoss(batch, context)).dataSync();
@@ -183,7 +156,7 @@ describe('tasks/train compiled graphs', () => {
       graph: true, maxGraphs: 8, accumulation: 'sum', stateVariables: [...model.namedWeights().values()],
     });
     // The X-ray of sample 3 is missing in the first row, then in the third: one layout, other rows.
-    const source = new MixedPairs();
+    const source = mixedPairs();
     for (const [seed, indices] of [[1, [3, 0, 1, 2]], [2, [0, 1, 3, 2]], [3, [4, 5, 3, 6]]] as const) {
       const batch = source.loadBatch([...indices]);
       const context = { training: true, seed };

@@ -9,7 +9,7 @@ import { mapReferenceMoreKey } from '../../src/model/checkpoint';
 import { TransformerTextEncoder, textPreset } from '../../src/model/text';
 import { BatchSource, fit, moreBatchFromPipeline, moreTrainingModel, TokenizedTexts, TrainOptions } from '../../src/tasks/train';
 import type { Batch } from '../../src/datasets/pipeline';
-import { Rng } from '../../src/util/rng';
+import { SyntheticPairs } from './synthetic-pairs';
 import { buildReferenceTiny, FormulaPairs, PARITY } from './more-tiny';
 
 const SAMPLES = 12;
@@ -22,35 +22,8 @@ function buildModel(seed: number): MoreModel {
 }
 
 /** Seeded synthetic pairs; samples 5 and 10 lack their ECG, so the masked loss path trains too. */
-class SyntheticPairs implements BatchSource<MoreBatch> {
-  readonly size = SAMPLES;
-
-  loadBatch(indices: number[]): MoreBatch {
-    const images: number[] = [];
-    const ecgs: number[] = [];
-    const ids: number[][] = [];
-    const mask: number[][] = [];
-    for (const index of indices) {
-      const rng = new Rng(1000 + index);
-      for (let i = 0; i < 64 * 64 * 3; i++) images.push(rng.normal());
-      for (let i = 0; i < 12 * 100; i++) ecgs.push(rng.uniform() * 2 - 1);
-      // <s> (0), random words, </s> (2), then padding (1).
-      const length = 4 + rng.int(TOKENS - 4);
-      const tokens = [0];
-      while (tokens.length < length - 1) tokens.push(3 + rng.int(900));
-      tokens.push(2);
-      while (tokens.length < TOKENS) tokens.push(1);
-      ids.push(tokens);
-      mask.push(tokens.map((_, t) => (t < length ? 1 : 0)));
-    }
-    return {
-      images: tf.tensor4d(images, [indices.length, 64, 64, 3]),
-      ecgs: tf.tensor3d(ecgs, [indices.length, 12, 100]),
-      inputIds: tf.tensor2d(ids, undefined, 'int32'),
-      attentionMask: tf.tensor2d(mask, undefined, 'int32'),
-      ecgPresent: indices.map((index) => index !== 5 && index !== 10),
-    };
-  }
+function syntheticPairs(): SyntheticPairs {
+  return new SyntheticPairs({ samples: SAMPLES, tokens: TOKENS, imageSize: 64, seed: 1000, hasEcg: (index) => index !== 5 && index !== 10 });
 }
 
 /**
@@ -124,7 +97,7 @@ describe('tasks/train with MoreModel', () => {
 
   it('resumes tiny MoRE training exactly', async () => {
     const runDir = fs.mkdtempSync(path.join(os.tmpdir(), 'more-ts-train-more-'));
-    const data = { train: new SyntheticPairs() };
+    const data = { train: syntheticPairs() };
     try {
       const straight = buildModel(1);
       // Weight initialisation is not seeded, so the second copy takes the first one's weights.
@@ -159,7 +132,7 @@ describe('tasks/train with MoreModel', () => {
 
   it('keeps the tensor count flat', async () => {
     const model = buildModel(4);
-    const data = { train: new SyntheticPairs(), validation: new SyntheticPairs() };
+    const data = { train: syntheticPairs(), validation: syntheticPairs() };
     const before = tf.memory().numTensors;
     const counts: number[] = [];
     await fit(moreTrainingModel(model), data, { ...OPTIONS, checkpointEverySteps: 0, maxEpochs: 4, onEpochEnd: () => counts.push(tf.memory().numTensors) });

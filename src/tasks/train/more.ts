@@ -13,7 +13,7 @@ import * as tf from '@tensorflow/tfjs';
 import type { Batch } from '../../datasets/pipeline/types';
 import { traceFeed } from '../../backend/graph/trace';
 import { infoNce } from '../../model/loss';
-import type { MoreModel } from '../../model/more';
+import { type MoreModel, presentRowIndices } from '../../model/more';
 import type { MoreBatch } from '../../model/types';
 import { Rng } from '../../util/rng';
 import type { BatchContext, BatchLayout, TrainableModel } from '../train';
@@ -32,29 +32,11 @@ interface PresentRows {
   ecg: number[];
 }
 
-/** Returns the rows flagged present, with the checks of `MoreModel.forward`. */
-function presentRows(field: string, input: tf.Tensor | undefined, present: boolean[] | undefined, batch: number): number[] {
-  if (input === undefined) {
-    if (present !== undefined && present.some((flag) => flag)) {
-      throw new Error(`Batch flags rows as having ${field} but gives no ${field} tensor`);
-    }
-    return [];
-  }
-  if (input.shape[0] !== batch) {
-    throw new Error(`Batch ${field} has ${input.shape[0]} rows, expected one per report (${batch})`);
-  }
-  if (present === undefined) return [...Array(batch).keys()];
-  if (present.length !== batch) {
-    throw new Error(`Batch ${field} presence flags have length ${present.length}, expected ${batch}`);
-  }
-  return present.flatMap((flag, row) => (flag ? [row] : []));
-}
-
 function batchRows(batch: MoreBatch): PresentRows {
   const B = batch.inputIds.shape[0];
   return {
-    image: presentRows('images', batch.images, batch.imagePresent, B),
-    ecg: presentRows('ecgs', batch.ecgs, batch.ecgPresent, B),
+    image: presentRowIndices('images', batch.images, batch.imagePresent, B),
+    ecg: presentRowIndices('ecgs', batch.ecgs, batch.ecgPresent, B),
   };
 }
 
