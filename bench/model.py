@@ -11,12 +11,12 @@ TypeScript towers against.
 import json
 import os
 import sys
-import time
 
 import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "reference"))
 import model_vision as reference  # noqa: E402
+from timing import rate  # noqa: E402
 
 reference.RECORD_ATTENTION = False
 
@@ -42,16 +42,6 @@ def build_encoder(config):
                                           ecg["dropKeyRate"])
     return encoder, torch.randn(batch, ecg["leads"], ecg["samples"])
 
-
-def rate(step, min_seconds, min_iterations):
-    """Return calls per second of `step` after one warm-up call."""
-    step()
-    iterations = 0
-    started = time.perf_counter()
-    while iterations < min_iterations or time.perf_counter() - started < min_seconds:
-        step()
-        iterations += 1
-    return iterations / (time.perf_counter() - started)
 
 
 def main():

@@ -19,6 +19,7 @@ import * as path from 'path';
 
 import { initBackend, tf } from '../src/backend';
 import { compileGraph } from '../src/backend/graph';
+import { callsPerSecond, INFERENCE_ROUNDS, median } from './timing';
 import {
   EcgEncoder,
   type EncoderOutput,
@@ -58,27 +59,6 @@ interface Rates {
 interface OurRates {
   eager: Rates;
   graph: Rates;
-}
-
-/** Inference rounds per figure, alternating eager and graph. */
-const ROUNDS = 3;
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.floor(sorted.length / 2)];
-}
-
-/** Returns calls per second of `step` after one warm-up call. `step` must wait for its result. */
-function rate(step: () => void, minSeconds: number, minIterations: number): number {
-  step();
-  let iterations = 0;
-  const started = process.hrtime.bigint();
-  const elapsed = (): number => Number(process.hrtime.bigint() - started) / 1e9;
-  while (iterations < minIterations || elapsed() < minSeconds) {
-    step();
-    iterations += 1;
-  }
-  return iterations / elapsed();
 }
 
 function settingsFor(preset: BenchPreset, tower: Tower) {
@@ -131,17 +111,17 @@ function measureOurs(preset: BenchPreset, tower: Tower): OurRates {
 
   // Inference runs first, on the initial weights, then training; each figure
   // alternates eager and graph rounds so that load changes reach both.
-  wait(compiledInfer.call(input)); // traces; `rate`'s warm-up call covers TensorFlow's first-run optimisation
+  wait(compiledInfer.call(input)); // traces; `callsPerSecond`'s warm-up call covers TensorFlow's first-run optimisation
   const inferEager: number[] = [];
   const inferGraph: number[] = [];
-  for (let round = 0; round < ROUNDS; round++) {
-    inferEager.push(rate(() => wait(inferStep(input)), timing.inferSeconds / ROUNDS, timing.inferIterations));
-    inferGraph.push(rate(() => wait(compiledInfer.call(input)), timing.inferSeconds / ROUNDS, timing.inferIterations));
+  for (let round = 0; round < INFERENCE_ROUNDS; round++) {
+    inferEager.push(callsPerSecond(() => wait(inferStep(input)), timing.inferSeconds / INFERENCE_ROUNDS, timing.inferIterations));
+    inferGraph.push(callsPerSecond(() => wait(compiledInfer.call(input)), timing.inferSeconds / INFERENCE_ROUNDS, timing.inferIterations));
   }
-  const trainEager = rate(() => wait(trainStep(input, targets)), timing.trainSeconds, timing.trainIterations);
+  const trainEager = callsPerSecond(() => wait(trainStep(input, targets)), timing.trainSeconds, timing.trainIterations);
   // The eager steps created Adam's slots, so this call traces.
   wait(compiledTrain.call(input, targets));
-  const trainGraph = rate(() => wait(compiledTrain.call(input, targets)), timing.trainSeconds, timing.trainIterations);
+  const trainGraph = callsPerSecond(() => wait(compiledTrain.call(input, targets)), timing.trainSeconds, timing.trainIterations);
   const eager: Rates = { trainStepsPerSecond: trainEager, inferBatchesPerSecond: median(inferEager) };
   const graph: Rates = { trainStepsPerSecond: trainGraph, inferBatchesPerSecond: median(inferGraph) };
   compiledTrain.dispose();

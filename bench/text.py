@@ -9,7 +9,6 @@ the faster of torch's default thread count and one thread.
 """
 import json
 import sys
-import time
 
 # The environment's torchvision wheel is a CUDA build that fails to load next to
 # the CPU torch, and transformers imports it when present. Nothing here needs it.
@@ -19,15 +18,7 @@ import torch  # noqa: E402
 from peft import LoraConfig, get_peft_model  # noqa: E402
 from transformers import RobertaConfig, RobertaModel  # noqa: E402
 
-
-def rate(step, min_seconds, min_iterations):
-    step()
-    iterations = 0
-    started = time.perf_counter()
-    while iterations < min_iterations or time.perf_counter() - started < min_seconds:
-        step()
-        iterations += 1
-    return iterations / (time.perf_counter() - started)
+from timing import rate  # noqa: E402
 
 
 def measure(settings):

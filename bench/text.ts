@@ -16,6 +16,7 @@ import * as path from 'path';
 
 import { initBackend, tf } from '../src/backend';
 import { compileGraph } from '../src/backend/graph';
+import { callsPerSecond, INFERENCE_ROUNDS, median } from './timing';
 import { REFERENCE_LORA, TransformerTextEncoder, type TextEncoderConfig, textPreset, toHuggingFaceConfig } from '../src/model';
 import { AdamW } from '../src/tasks/optim';
 
@@ -46,27 +47,6 @@ interface Rates {
 interface OurRates {
   eager: Rates;
   graph: Rates;
-}
-
-/** Inference rounds per figure, alternating eager and graph. */
-const ROUNDS = 3;
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.floor(sorted.length / 2)];
-}
-
-/** Returns calls per second of `step` after one warm-up call. `step` must wait for its result. */
-function rate(step: () => void, minSeconds: number, minIterations: number): number {
-  step();
-  let iterations = 0;
-  const started = process.hrtime.bigint();
-  const elapsed = (): number => Number(process.hrtime.bigint() - started) / 1e9;
-  while (iterations < minIterations || elapsed() < minSeconds) {
-    step();
-    iterations += 1;
-  }
-  return iterations / elapsed();
 }
 
 function settingsFor(preset: BenchPreset): { config: TextEncoderConfig; timing: Timing } {
@@ -117,16 +97,16 @@ function measureOurs(preset: BenchPreset): OurRates {
 
   // Inference runs first, on the initial weights, in alternating eager and graph
   // rounds so that load changes reach both; training follows.
-  wait(compiledInfer.call(ids, mask)); // traces; `rate`'s warm-up call covers TensorFlow's first-run optimisation
+  wait(compiledInfer.call(ids, mask)); // traces; `callsPerSecond`'s warm-up call covers TensorFlow's first-run optimisation
   const inferEager: number[] = [];
   const inferGraph: number[] = [];
-  for (let round = 0; round < ROUNDS; round++) {
-    inferEager.push(rate(() => wait(infer(ids, mask)), timing.inferSeconds / ROUNDS, timing.inferIterations));
-    inferGraph.push(rate(() => wait(compiledInfer.call(ids, mask)), timing.inferSeconds / ROUNDS, timing.inferIterations));
+  for (let round = 0; round < INFERENCE_ROUNDS; round++) {
+    inferEager.push(callsPerSecond(() => wait(infer(ids, mask)), timing.inferSeconds / INFERENCE_ROUNDS, timing.inferIterations));
+    inferGraph.push(callsPerSecond(() => wait(compiledInfer.call(ids, mask)), timing.inferSeconds / INFERENCE_ROUNDS, timing.inferIterations));
   }
-  const trainEager = rate(() => wait(trainStep(ids, mask)), timing.trainSeconds, timing.trainIterations);
+  const trainEager = callsPerSecond(() => wait(trainStep(ids, mask)), timing.trainSeconds, timing.trainIterations);
   wait(compiledTrain.call(ids, mask)); // traces
-  const trainGraph = rate(() => wait(compiledTrain.call(ids, mask)), timing.trainSeconds, timing.trainIterations);
+  const trainGraph = callsPerSecond(() => wait(compiledTrain.call(ids, mask)), timing.trainSeconds, timing.trainIterations);
   const eager: Rates = { inferBatchesPerSecond: median(inferEager), trainStepsPerSecond: trainEager };
   const graph: Rates = { inferBatchesPerSecond: median(inferGraph), trainStepsPerSecond: trainGraph };
   compiledInfer.dispose();
