@@ -315,8 +315,21 @@ describe('compiled graphs', () => {
     }
     assert.strictEqual(counter.dataSync()[0], 3, 'each call ran its step once');
     assert.strictEqual(frozen.graphCount, 0);
+    assert.match(frozen.buildFailure?.message ?? '', /Cannot freeze variable \S+ of shape \[\]: the function assigns it/);
     assert.throws(() => compileGraph((x) => tf.add(x, 1) as unknown as tf.Tensor[], { name: 'single' }).call(input), /single must synchronously return an array of tensors/);
     tf.dispose([input, counter]);
+  });
+
+  it('runs a complex input eagerly', () => {
+    const real = compileGraph((x) => [tf.real(x)], { name: 'real part' });
+    const input = tf.complex([1, 2], [3, 4]);
+    for (let call = 0; call < 2; call++) {
+      const [out] = real.call(input);
+      assert.deepStrictEqual(Array.from(out.dataSync()), [1, 2]);
+      out.dispose();
+    }
+    assert.strictEqual(real.graphCount, 0);
+    input.dispose();
   });
 
   it('names a disposed variable', () => {

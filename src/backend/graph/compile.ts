@@ -4,7 +4,7 @@
  * each later call as a single TensorFlow session call.
  *
  * The first call with a new signature runs eagerly while {@link GraphRecorder}
- * records it (its result is the real result); the recorded operations are
+ * records it, and its result is the real result. The recorded operations are
  * written as a SavedModel to a temporary folder, loaded into a TensorFlow
  * session and the folder removed. Later calls feed the inputs, the current
  * values of the variables the function reads and any values registered with
@@ -14,10 +14,11 @@
  *
  * Like `tf.function` in Python TensorFlow, the graph freezes whatever the
  * function decided in JavaScript during the traced call: branches, shapes,
- * and tensors it read that are neither inputs, variables nor registered
- * feeds (those become constants). Gradients cannot flow through a replayed
- * call; trace the whole training step instead. On any other backend, and
- * on the native backend with a GPU, the function simply runs eagerly.
+ * and tensors that are neither inputs, variables nor registered feeds (those
+ * become constants). A replayed call has no gradient, so calls under
+ * `tf.grad` and calls inside another recording run eagerly. On any other
+ * backend, and on the native backend with a GPU, the function always runs
+ * eagerly.
  */
 import * as fs from 'fs';
 import * as os from 'os';
@@ -42,7 +43,7 @@ export interface CompileGraphOptions {
   /**
    * Write the variables the function reads into the graph as constants
    * (default false). TensorFlow can then fold and pre-pack them, which
-   * speeds up inference; a call after any of them was assigned traces anew.
+   * speeds up inference. A call after any of them was assigned traces anew.
    */
   freezeVariables?: boolean;
   /**
@@ -99,6 +100,7 @@ function isCurrent(graph: Pick<RecordedGraph, 'frozen'>): boolean {
   return true;
 }
 
+/** Writes a recorded graph as a SavedModel to a temporary folder and loads it into a session. */
 function loadGraph(backend: NativeKernelBackend, graph: RecordedGraph): number {
   let folder: string | undefined;
   try {
@@ -115,6 +117,7 @@ function loadGraph(backend: NativeKernelBackend, graph: RecordedGraph): number {
   }
 }
 
+/** Throws when a compiled function returned anything but an array of tensors. */
 function checkResult(result: unknown, name: string): void {
   if (!Array.isArray(result) || !result.every((item) => item instanceof tf.Tensor)) {
     const got = result instanceof Promise ? 'a promise' : Array.isArray(result) ? 'an array holding other values' : typeof result;
@@ -135,6 +138,7 @@ export class GraphFunction<R extends tf.Tensor[]> {
   private warnedFull = false;
   /** Signatures whose graph could not be built; they run eagerly. */
   private readonly failed = new Set<string>();
+  private lastFailure: Error | undefined;
 
   constructor(private readonly fn: (...inputs: tf.Tensor[]) => R, options: CompileGraphOptions = {}) {
     this.name = options.name ?? 'a compiled function';
@@ -144,6 +148,11 @@ export class GraphFunction<R extends tf.Tensor[]> {
     if (!Number.isInteger(this.maxGraphs) || this.maxGraphs < 0) {
       throw new Error(`Invalid maxGraphs ${this.maxGraphs} for ${this.name}: expected a whole number of at least 0`);
     }
+  }
+
+  /** The error of the last signature whose graph could not be built, if any; that signature runs eagerly. */
+  get buildFailure(): Error | undefined {
+    return this.lastFailure;
   }
 
   /** Number of input signatures traced so far (one graph each). */
@@ -176,9 +185,10 @@ export class GraphFunction<R extends tf.Tensor[]> {
     try {
       traced = recorder.run(this.fn, inputs, (result) => checkResult(result, this.name));
     } catch (error) {
-      if (!(error instanceof TraceError) || !recorder.ranFunction) throw error;
-      // The call itself ran, so it must not run again: keep its result and stay eager.
-      return this.giveUp(signature, error, recorder.result as R);
+      // An error of the function itself, or of its result, reaches the caller. Once
+      // the call has run it must not run again: keep its result and stay eager.
+      if (recorder.result === undefined) throw error;
+      return this.giveUp(signature, error as Error, recorder.result as R);
     }
     const { result, graph } = traced;
     if (graph === undefined) {
@@ -204,6 +214,7 @@ export class GraphFunction<R extends tf.Tensor[]> {
   /** Marks a signature as eager for good after its graph could not be built, and returns the call's result. */
   private giveUp(signature: string, error: Error, result: R): R {
     this.failed.add(signature);
+    this.lastFailure = error;
     log.warn(`${this.name} runs eagerly for inputs ${signature}: its graph could not be built (${error.message})`);
     return result;
   }

@@ -71,7 +71,7 @@ export interface RecordedGraph {
   constantBytes: number;
 }
 
-/** Error raised when a function cannot be expressed as one graph; the message gives the reason. */
+/** Error raised when a function cannot be expressed as one graph. The message gives the reason. */
 export class TraceError extends Error {
   constructor(message: string) {
     super(message);
@@ -108,18 +108,18 @@ export function traceFeed<T extends tf.Tensor>(tensor: T, regenerate: () => T): 
   return tensor;
 }
 
-/** True while a trace records; code that reads values back on the host can check it. */
+/** Returns true while a trace records, for code that must behave differently then. */
 export function isTracing(): boolean {
   return active !== undefined;
 }
 
-function dtypeCode(dtype: string, where: string): number {
+function dtypeCode(dtype: string, context: string): number {
   const code = (TF_DTYPE as Record<string, number>)[dtype];
-  if (code === undefined) throw new TraceError(`Cannot trace ${where}: dtype ${dtype} has no graph form (expected ${Object.keys(TF_DTYPE).join(', ')})`);
+  if (code === undefined) throw new TraceError(`Cannot trace ${context}: dtype ${dtype} has no graph form (expected ${Object.keys(TF_DTYPE).join(', ')})`);
   return code;
 }
 
-/** Records one function call; create it, call `run`, read the result. */
+/** Recorder of one function call: create it, call `run` and read the returned graph. */
 export class GraphRecorder {
   private readonly nodes: GraphNode[] = [];
   private readonly placeholders: TracePlaceholder[] = [];
@@ -133,10 +133,10 @@ export class GraphRecorder {
   /** TensorFlow dtype code of every named graph value. */
   private readonly dtypes = new Map<string, number>();
   private pendingInputs: tf.Tensor[] | undefined;
-  /** True once the function has run, so a later failure must not run it again. */
-  ranFunction = false;
-  /** The function's result, once it has run. */
+  /** The function's result once it has run, so that a later failure need not run it again. */
   result: tf.Tensor[] | undefined;
+  /** The first error met while recording; the function still runs to its end. */
+  private failure: Error | undefined;
   private operationCount = 0;
   private constantBytes = 0;
   private counter = 0;
@@ -161,15 +161,20 @@ export class GraphRecorder {
 
   private addPlaceholder(tensor: tf.Tensor, make: (node: string) => TracePlaceholder, byData = true): string {
     const node = this.nextName('placeholder');
+    const placeholder = make(node);
+    const role = placeholder.source === 'input'
+      ? `input ${placeholder.index}`
+      : placeholder.source === 'variable' ? `variable ${placeholder.variable.name}` : 'a traceFeed value';
+    const dtype = dtypeCode(tensor.dtype, role);
     this.nodes.push({
       name: node,
       op: 'Placeholder',
       inputs: [],
-      attrs: { dtype: { kind: 'type', value: dtypeCode(tensor.dtype, `placeholder ${node}`) }, shape: { kind: 'shape', value: tensor.shape } },
+      attrs: { dtype: { kind: 'type', value: dtype }, shape: { kind: 'shape', value: tensor.shape } },
     });
-    this.placeholders.push(make(node));
+    this.placeholders.push(placeholder);
     if (byData) this.placeholderByData.set(tensor.dataId, node);
-    this.dtypes.set(`${node}:0`, dtypeCode(tensor.dtype, `placeholder ${node}`));
+    this.dtypes.set(`${node}:0`, dtype);
     return `${node}:0`;
   }
 
@@ -266,26 +271,43 @@ export class GraphRecorder {
     }
   }
 
+  /**
+   * Runs one operation and records it. A failure to record is kept for the
+   * end of the call rather than thrown here, so the function itself always
+   * runs to completion and never stops halfway through its side effects.
+   */
   private record(original: NativeBinding['executeOp'], op: string, attrs: BindingAttr[], inputIds: number[], outputCount: number): OutputMetadata[] {
     const tensors = this.pendingInputs;
     this.pendingInputs = undefined;
-    // The tensors are those of this call only when their handles are the ids passed.
-    const matching = tensors !== undefined && tensors.length === inputIds.length &&
-      tensors.every((tensor, index) => this.handleOf(tensor) === inputIds[index]);
-    const inputs = inputIds.map((handle, index) => this.inputName(handle, matching ? tensors[index] : undefined, op, index));
-    const outputs = original(op, attrs, inputIds, outputCount);
-    const node = this.nextName(op);
-    const converted: Record<string, AttrInput> = {};
-    for (const attr of attrs) converted[attr.name] = this.attribute(attr, op);
-    for (const [name, input] of Object.entries(INFERRED_TYPE_ATTRS[op] ?? {})) {
-      converted[name] ??= { kind: 'type', value: this.dtypes.get(inputs[input]) as number };
+    let inputs: string[] | undefined;
+    if (this.failure === undefined) {
+      try {
+        // The tensors are those of this call only when their handles are the ids passed.
+        const matching = tensors !== undefined && tensors.length === inputIds.length &&
+          tensors.every((tensor, index) => this.handleOf(tensor) === inputIds[index]);
+        inputs = inputIds.map((handle, index) => this.inputName(handle, matching ? tensors[index] : undefined, op, index));
+      } catch (error) {
+        this.failure = error as Error;
+      }
     }
-    this.nodes.push({ name: node, op, inputs, attrs: converted });
-    outputs.forEach((output, index) => {
-      this.produced.set(output.id, `${node}:${index}`);
-      this.dtypes.set(`${node}:${index}`, output.dtype);
-    });
-    this.operationCount += 1;
+    const outputs = original(op, attrs, inputIds, outputCount);
+    if (inputs === undefined || this.failure !== undefined) return outputs;
+    try {
+      const converted: Record<string, AttrInput> = {};
+      for (const attr of attrs) converted[attr.name] = this.attribute(attr, op);
+      for (const [name, input] of Object.entries(INFERRED_TYPE_ATTRS[op] ?? {})) {
+        converted[name] ??= { kind: 'type', value: this.dtypes.get(inputs[input]) as number };
+      }
+      const node = this.nextName(op);
+      this.nodes.push({ name: node, op, inputs, attrs: converted });
+      outputs.forEach((output, index) => {
+        this.produced.set(output.id, `${node}:${index}`);
+        this.dtypes.set(`${node}:${index}`, output.dtype);
+      });
+      this.operationCount += 1;
+    } catch (error) {
+      this.failure = error as Error;
+    }
     return outputs;
   }
 
@@ -322,11 +344,15 @@ export class GraphRecorder {
       else sharing.push(variable);
       this.startData.set(variable, variable.dataId);
     }
-    inputs.forEach((tensor, index) => {
-      if (!this.placeholderByData.has(tensor.dataId)) {
-        this.addPlaceholder(tensor, (node) => ({ node, source: 'input', index, dtype: tensor.dtype, shape: tensor.shape }));
-      }
-    });
+    try {
+      inputs.forEach((tensor, index) => {
+        if (!this.placeholderByData.has(tensor.dataId)) {
+          this.addPlaceholder(tensor, (node) => ({ node, source: 'input', index, dtype: tensor.dtype, shape: tensor.shape }));
+        }
+      });
+    } catch (error) {
+      this.failure = error as Error;
+    }
 
     const backend = this.backend;
     const binding = backend.binding;
@@ -353,8 +379,8 @@ export class GraphRecorder {
       backend.getInputTensorIds = originalInputIds;
     }
     check?.(result);
-    this.ranFunction = true;
     this.result = result;
+    if (this.failure !== undefined) throw this.failure;
 
     const current = tf.engine().state.registeredVariables;
     if (Object.keys(current).some((name) => !before.has(name))) return { result };

@@ -18,7 +18,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 
-import { compileGraph, GraphFunction, TraceError } from '../../backend/graph';
+import { compileGraph, GraphFunction } from '../../backend/graph';
 import { getLogger } from '../../util/log';
 import type { AdamW, AdamWState, NamedVariable } from '../optim';
 
@@ -230,8 +230,8 @@ export class TrainingSteps {
   /**
    * Calls `graph`. When the call traces it, puts the variables and the
    * optimiser state back, calls `prepare` again and replays the step. When
-   * the step cannot be traced, puts the state back, calls `prepare`, turns
-   * graphs off and returns undefined: the caller then runs the step eagerly.
+   * the step cannot be traced, the call has run it eagerly: graphs are turned
+   * off and its result is returned.
    */
   private callGraph<R extends tf.Tensor[]>(graph: GraphFunction<R>, inputs: tf.Tensor[], prepare: () => void): R | undefined {
     if (graph.graphCount > 0) return graph.call(...inputs);
@@ -246,15 +246,12 @@ export class TrainingSteps {
       prepare();
     };
     try {
-      let traced: R;
-      try {
-        traced = graph.call(...inputs);
-      } catch (error) {
-        if (!(error instanceof TraceError)) throw error;
-        log.warn(`training eagerly from here on: ${error.message}`);
+      const traced = graph.call(...inputs);
+      if (graph.buildFailure !== undefined) {
+        // The call already ran the step eagerly, so its result is kept.
+        log.warn(`training eagerly from here on: ${graph.buildFailure.message}`);
         this.graph = false;
-        restore();
-        return undefined;
+        return traced;
       }
       if (graph.graphCount === 0) {
         this.failedTraces.set(graph, failures + 1);
