@@ -94,10 +94,8 @@ export function encodeForFineTuning(
 
   const frozenPrefix = tf.customGrad(((x: tf.Tensor, _save: tf.GradSaveFunc) => {
     const value = tf.tidy(() => {
-      const patches = embedTokens(encoder, x); // [B, N, C]
-      const cls = tf.tile(encoder.clsToken, [B, 1, 1]); // [B, 1, C]
-      const sequences = tf.add(tf.concat([cls, patches], 1), encoder.posEmbed); // [B, T, C]
-      let rows = tf.reshape(sequences, [B * T, C]) as tf.Tensor2D; // [B * T, C]
+      // The ECG patch embedding keeps its running statistics, as training false gives.
+      let rows = encoder.embedRows(x, false); // [B * T, C]
       for (let index = 0; index < firstTrainable; index++) rows = encoder.blocks[index].apply(rows, blockContext(index)).output;
       return rows;
     });
@@ -109,14 +107,9 @@ export function encodeForFineTuning(
   return tf.tidy(() => {
     let rows = frozenPrefix(input) as tf.Tensor2D; // [B * T, C]
     for (let index = firstTrainable; index < depth; index++) rows = encoder.blocks[index].apply(rows, blockContext(index)).output;
-    const tokens = tf.reshape(encoder.norm.apply(rows), [B, T, C]); // [B, T, C]
+    const tokens = encoder.normTokens(rows, B); // [B, T, C]
     return tf.reshape(tf.slice(tokens, [0, 0, 0], [B, 1, C]), [B, C]) as tf.Tensor2D; // the class token
   });
-}
-
-function embedTokens(encoder: FineTuneEncoder, input: tf.Tensor): tf.Tensor3D {
-  if (encoder instanceof VisionTransformer) return encoder.patchEmbed.apply(input as tf.Tensor4D);
-  return encoder.patchEmbed.apply(input as tf.Tensor3D, false);
 }
 
 function checkEncoderInput(encoder: FineTuneEncoder, input: tf.Tensor): void {
