@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 /**
  * The set-up that `npm ci` (or `npm install`) runs after installing packages:
- * the native TensorFlow backend, the Python/Jupyter environment, a
+ * the native TensorFlow backend, the native image addon, the Python/Jupyter environment, a
  * pretrained text encoder for the sample runs, the TypeScript build, the notebook kernel and the JupyterLab extension, in that
  * order. Every step is idempotent and caches its work, so a re-run is fast.
  * `MORE_TS_SKIP_SETUP=1` skips it (for installing a single package).
@@ -16,6 +16,7 @@ const ROOT = path.resolve(__dirname, '..', '..');
 
 const STEPS = [
   { name: 'native TensorFlow backend', command: [process.execPath, path.join(__dirname, 'native-backend.js')] },
+  { name: 'native image addon', command: [process.execPath, path.join(__dirname, 'native-image.js')] },
   { name: 'Python environment', command: [process.execPath, path.join(__dirname, 'python-env.js')] },
   { name: 'pretrained text encoder', command: [process.execPath, path.join(__dirname, 'models.js')] },
   { name: 'TypeScript build', command: [process.execPath, require.resolve('typescript/bin/tsc', { paths: [ROOT] }), '-p', path.join(ROOT, 'tsconfig.json')] },

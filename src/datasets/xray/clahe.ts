@@ -8,8 +8,13 @@
  *
  * The work runs on typed arrays with integer histograms and no per-pixel
  * allocation. `equalizeAdapthistUint8` is the entry for 8-bit images: it maps
- * each of the 256 grey values to its histogram bin once, through a table.
+ * each of the 256 grey values to its histogram bin once, through a table. It
+ * runs in the native image addon (`native/image/src/clahe.cc`, a line-for-line
+ * port that gives the same bytes) when that is loaded, see `native.ts`, and
+ * `equalizeAdapthistUint8Js` is the TypeScript version.
  */
+
+import { nativeImage } from './native';
 
 /** Grey levels of the working image (scikit-image's NR_OF_GRAY). */
 const GRAY_LEVELS = 2 ** 14;
@@ -290,6 +295,23 @@ export function equalizeAdapthistUint8(gray: Uint8Array, width: number, height: 
   const count = width * height;
   if (gray.length !== count) throw new Error(`Invalid CLAHE input: ${gray.length} values for a ${height} x ${width} image`);
   const settings = resolveSettings(width, height, options);
+  const native = nativeImage();
+  // The addon takes finite clip limits only; an infinite one (no clipping) stays in TypeScript.
+  if (native !== undefined && count > 0 && Number.isFinite(settings.clipLimit)) {
+    return native.clahe8(gray, width, height, settings.kernelRows, settings.kernelCols, settings.nbins, settings.clipLimit);
+  }
+  return equalizeWithSettings(gray, width, height, settings);
+}
+
+/** The TypeScript implementation of `equalizeAdapthistUint8`, whichever path is in effect. */
+export function equalizeAdapthistUint8Js(gray: Uint8Array, width: number, height: number, options: ClaheOptions = {}): Uint8Array {
+  const count = width * height;
+  if (gray.length !== count) throw new Error(`Invalid CLAHE input: ${gray.length} values for a ${height} x ${width} image`);
+  return equalizeWithSettings(gray, width, height, resolveSettings(width, height, options));
+}
+
+function equalizeWithSettings(gray: Uint8Array, width: number, height: number, settings: ClaheSettings): Uint8Array {
+  const count = width * height;
   if (count === 0) return new Uint8Array(0);
 
   // Every step before the histogram depends on the grey value alone, so one table of 256 bins replaces it.

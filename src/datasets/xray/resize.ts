@@ -5,9 +5,15 @@
  * (antialiasing). The 8-bit path reproduces Pillow's 22-bit fixed-point
  * arithmetic, so results equal Pillow's mode 'L' output exactly. The float
  * path follows Pillow's mode 'F' (double sums stored as float32).
+ *
+ * `resizeBilinear8` and `resizeBilinearFloat` run in the native image addon
+ * (`native/image/src/resize.cc`, a port that gives the same bytes) when that
+ * is loaded, see `native.ts`; the `...Js` functions are the TypeScript
+ * versions.
  */
 
 import { GrayImage } from './image';
+import { nativeImage } from './native';
 
 /** Fraction bits of Pillow's fixed-point filter weights for 8-bit images (32 - 8 - 2). */
 const PRECISION_BITS = 22;
@@ -152,6 +158,13 @@ function filterColumns8(
 
 /** Resizes an 8-bit image exactly as Pillow's bilinear resize of a mode 'L' image. */
 export function resizeBilinear8(src: Uint8Array, width: number, height: number, outWidth: number, outHeight: number): Uint8Array {
+  const native = nativeImage();
+  if (native !== undefined) return native.resize8(src, width, height, outWidth, outHeight);
+  return resizeBilinear8Js(src, width, height, outWidth, outHeight);
+}
+
+/** The TypeScript implementation of `resizeBilinear8`. */
+export function resizeBilinear8Js(src: Uint8Array, width: number, height: number, outWidth: number, outHeight: number): Uint8Array {
   const horizontal = computeCoefficients(width, outWidth);
   const vertical = computeCoefficients(height, outHeight);
   const needHorizontal = outWidth !== width;
@@ -168,6 +181,15 @@ export function resizeBilinear8(src: Uint8Array, width: number, height: number, 
 
 /** Resizes a real-valued image as Pillow's bilinear resize of a mode 'F' image (float32 between passes). */
 export function resizeBilinearFloat(src: ArrayLike<number>, width: number, height: number, outWidth: number, outHeight: number): Float32Array {
+  const native = nativeImage();
+  if (native !== undefined && (src instanceof Float32Array || src instanceof Uint16Array || src instanceof Uint8Array)) {
+    return native.resizeFloat(src, width, height, outWidth, outHeight);
+  }
+  return resizeBilinearFloatJs(src, width, height, outWidth, outHeight);
+}
+
+/** The TypeScript implementation of `resizeBilinearFloat`. */
+export function resizeBilinearFloatJs(src: ArrayLike<number>, width: number, height: number, outWidth: number, outHeight: number): Float32Array {
   const horizontal = computeCoefficients(width, outWidth);
   const vertical = computeCoefficients(height, outHeight);
   const needHorizontal = outWidth !== width;
