@@ -2,11 +2,12 @@
  * One-channel radiograph in memory, and the decoding of JPEG and PNG files
  * into it. Pixel values are kept exactly as stored: 8-bit files give
  * `Uint8Array`, 16-bit files `Uint16Array`. 8-bit grey PNGs are decoded by
- * `decodeSimplePng` (zlib on the calling thread). 8-bit RGB and RGBA PNGs go
- * to TensorFlow's DecodePng through the native image addon when it is loaded
- * (`native.ts`); PNG decoding is lossless, so the grey values are the same.
- * Every other file is decoded by sharp (libvips). Neither applies an
- * embedded ICC profile or gamma, and Pillow does not either.
+ * `decodeSimplePng` (zlib on the calling thread). When the native image
+ * addon is loaded (`native.ts`), 8-bit RGB and RGBA PNGs go to TensorFlow's
+ * DecodePng (lossless, then Pillow's grey formula) and 8-bit grey JPEGs to its
+ * DecodeJpeg with the accurate integer IDCT, both with the same values as
+ * Pillow's decoding. Every other file is decoded by sharp (libvips). None of
+ * them applies an embedded ICC profile or gamma, and Pillow does not either.
  */
 
 import * as fs from 'fs';
@@ -76,13 +77,19 @@ export async function decodeImageBuffer(buffer: Buffer, source: string): Promise
     }
   }
 
-  if (png !== undefined && isColourPng8(png)) {
-    const native = nativeImage();
-    if (native !== undefined) return decodeNatively(source, () => native.decodePngGray(buffer));
+  const frame = png === undefined ? readJpegFrame(buffer) : undefined;
+  const native = nativeImage();
+  if (native !== undefined && png !== undefined && isColourPng8(png)) {
+    return decodeNatively(source, () => native.decodePngGray(buffer));
+  }
+  // A grey JPEG needs no colour conversion or upsampling, only the accurate integer IDCT, which is
+  // the same in TensorFlow's libjpeg-turbo as in Pillow's, so the decoded bytes are the same.
+  if (native !== undefined && frame?.precision === 8 && frame.components === 1) {
+    return decodeNatively(source, () => native.decodeJpegGray(buffer, 1));
   }
 
   // The PNG or JPEG header identifies 8-bit files without a metadata call. Other files are checked by sharp.
-  const eightBit = png !== undefined ? png.bitDepth <= 8 : readJpegFrame(buffer)?.precision === 8;
+  const eightBit = png !== undefined ? png.bitDepth <= 8 : frame?.precision === 8;
   const { depth, channels = 1 } = eightBit ? { depth: 'uchar', channels: 1 } : await readImageMetadata(buffer, source);
   try {
     if (depth === 'ushort') {
