@@ -6,35 +6,42 @@
  * (256 x 256 to 2000 x 2000, PNG and JPEG). Printed by bench/datasets.ts, or
  * alone with `tsx bench/datasets_xray.ts`.
  *
- * Our side runs twice, once per resize path of `XrayPreprocessOptions.resize`:
- * - 'fast', the default: libvips decodes the two JPEGs and the RGB PNG
- *   straight to 224 x 224, with shrink-on-load for the 2000 x 2000 JPEG and
- *   then its linear kernel. Their CLAHE output differs from the reference's
- *   by about one grey level on average. The two grey PNGs are decoded with
- *   zlib in JavaScript and resized exactly as Pillow does.
- * - 'pillow': every image is decoded at full size and resized exactly as
- *   Pillow does, so the output equals the reference's bit for bit.
+ * Our side runs twice, once per resize path of `XrayPreprocessOptions.resize`,
+ * with the native image addon when set-up built it (the first line names the
+ * kernels in effect, see src/datasets/xray/native.ts):
+ * - 'fast', the default: TensorFlow's DecodeJpeg decodes the two JPEGs to grey,
+ *   the 2000 x 2000 one at 1/4 scale in the DCT domain; TensorFlow's DecodePng
+ *   decodes the RGB PNG and our zlib decoder the two grey PNGs. Every image
+ *   then takes the Pillow-exact resize and CLAHE in C++. The large JPEG's
+ *   CLAHE output differs from the reference's by 1.2 grey levels on average,
+ *   the colour JPEG's by 0.002, and the PNGs' not at all.
+ * - 'pillow': every image is decoded at full size: the grey JPEG and the RGB
+ *   PNG by TensorFlow, the colour JPEG by libvips, the grey PNGs by our zlib
+ *   decoder. Each is resized exactly as Pillow does, so the output equals the
+ *   reference's bit for bit.
+ * Without the addon, 'fast' lets libvips decode and resize the JPEGs and the
+ * RGB PNG (shrink-on-load, then its linear kernel), and the TypeScript
+ * kernels run the rest.
  * The reference always decodes at full size and resizes with Pillow.
  *
  * Each side runs in five alternating rounds of at least a second each, and
  * each figure is the total images over the total time of its rounds.
  *
  * The last line runs the same images through `BatchPipeline` on the calling
- * thread (default 'fast' path), where sharp's decoding on its own threads
- * overlaps the JavaScript work.
+ * thread (default 'fast' path). The native decoders run synchronously on
+ * that thread, so prefetching overlaps little there.
  *
- * NOTE: the target for the one-at-a-time 'fast' ratio is 2, and it is not
- * met. On the 2-core development machine, fourteen runs gave 1.23 to 2.46
- * (median 1.45), and 1.38 to 1.43 at low load. CLAHE is 3 to 5 times faster
- * than scikit-image's, but libvips decodes these files no faster than
- * Pillow, except a large JPEG with shrink-on-load (docs/benchmarks.md).
+ * The target for the one-at-a-time 'fast' ratio is 2. With the addon, three
+ * runs of `npm run bench:datasets` on the shared 2-core development machine
+ * (load about 2) gave 2.62 to 2.82 (docs/benchmarks.md). Without it
+ * (`MORE_TS_NATIVE_IMAGE=0`), earlier runs gave 1.23 to 2.46.
  */
 import { spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
 
 import { BatchPipeline, xrayDecoder } from '../src/datasets/pipeline';
-import { claheXrayFile, XrayResizeMode } from '../src/datasets/xray';
+import { claheXrayFile, nativeImage, XrayResizeMode } from '../src/datasets/xray';
 import { setLogLevel } from '../src/util/log';
 
 const IMAGES = path.resolve(__dirname, '..', 'test', 'fixtures', 'datasets', 'xray', 'real');
@@ -85,9 +92,7 @@ async function measureOurs(images: string[], resize: XrayResizeMode): Promise<Ti
 
 /**
  * Returns images per second through `BatchPipeline` on the calling thread
- * (no workers, prefetch 2), where sharp decodes upcoming images on its own
- * threads while JavaScript equalises the current one. The output is also
- * normalised to [224, 224, 3].
+ * (no workers, prefetch 2). The output is also normalised to [224, 224, 3].
  */
 async function measurePipeline(images: string[]): Promise<number> {
   const records = Array.from({ length: images.length * 4 }, (_, i) => ({ id: String(i), xrayPath: images[i % images.length], text: '' }));
@@ -124,7 +129,10 @@ export async function xrayPreprocessFigure(): Promise<string> {
   const pipelined = await measurePipeline(images);
   const label = `decode, resize 224, CLAHE; ${images.length} images`;
   const theirs = `Pillow + equalize_adapthist ${reference.toFixed(1)} images/s`;
-  return `xray preprocess (${label}, one at a time, resize 'fast': libvips for JPEGs and the RGB PNG, Pillow-exact for grey PNGs): ` +
+  const fastLabel = nativeImage() !== undefined
+    ? "resize 'fast', native: TensorFlow DecodeJpeg with DCT scaling for JPEGs, Pillow-exact for PNGs"
+    : "resize 'fast', TypeScript kernels: libvips for JPEGs and the RGB PNG, Pillow-exact for grey PNGs";
+  return `xray preprocess (${label}, one at a time, ${fastLabel}): ` +
     `ours ${fast.toFixed(1)} images/s, ${theirs}, ratio=${(fast / reference).toFixed(2)}\n` +
     `xray preprocess (${label}, one at a time, resize 'pillow': Pillow-exact for every image): ` +
     `ours ${exact.toFixed(1)} images/s, ${theirs}, ratio=${(exact / reference).toFixed(2)}\n` +

@@ -15,7 +15,7 @@
  *
  * A failure here does not fail the set-up: it prints a warning with the
  * reason, removes any stale copy, and the library uses its TypeScript kernels
- * (and says so in its log at the first X-ray).
+ * (and logs that at the first X-ray).
  */
 'use strict';
 
@@ -41,7 +41,7 @@ function run(command, args, options = {}) {
   return result;
 }
 
-/** The TensorFlow library folders and headers that the tfjs-node addon was built with. */
+/** Finds the TensorFlow library folders and headers that the tfjs-node addon was built with. */
 function findTensorflow() {
   const linkDir = path.join(TFJS_NODE, 'deps', 'lib');
   const library = path.join(linkDir, 'libtensorflow.so');

@@ -56,7 +56,7 @@ function randomBytes(rng: Rng, count: number): Uint8Array {
   return Uint8Array.from({ length: count }, () => rng.int(256));
 }
 
-/** A smooth gradient with noise, closer to a radiograph's histogram than uniform noise. */
+/** Returns a gradient with noise, whose histogram is closer to a radiograph's than uniform noise. */
 function randomImage(rng: Rng, width: number, height: number): Uint8Array {
   const out = new Uint8Array(width * height);
   const slope = rng.uniform() * 2;
@@ -215,7 +215,8 @@ describe('datasets/xray native addon', function () {
       it(`keeps ${path.basename(entry.file)} close after CLAHE`, async () => {
         const bytes = fs.readFileSync(fixture(entry.file));
         const resized = decodeResizedNatively(bytes, entry.file, 224, 224);
-        assert.ok(resized !== undefined && resized.data instanceof Uint8Array, 'the JPEG did not take the native path');
+        assert.ok(resized !== undefined, 'the JPEG did not take the native path');
+        assert.ok(resized.data instanceof Uint8Array, 'the native path returned no 8-bit image');
         const ours = addon.clahe8(resized.data, 224, 224, 28, 28, 256, 0.01);
         const { mean, withinTwo } = compare(ours, new Uint8Array(fs.readFileSync(fixture(entry.clahe))));
         assert.ok(mean <= FAST_MEAN_LIMIT, `mean difference ${mean.toFixed(3)} grey levels, limit ${FAST_MEAN_LIMIT}`);

@@ -113,7 +113,8 @@ napi_value NewImage(napi_env env, int width, int height, const uint8_t* bytes) {
   return object;
 }
 
-// Runs `body`, turning an ArgumentError into a TypeError and a decode failure into an Error.
+// Runs `body`, turning an ArgumentError into a TypeError and bad_alloc into a RangeError. Decode
+// failures throw their JS Error inside `body` and return null.
 template <typename Body>
 napi_value Guard(napi_env env, Body body) {
   try {

@@ -4,8 +4,8 @@
  * `Uint8Array`, 16-bit files `Uint16Array`. 8-bit grey PNGs are decoded by
  * `decodeSimplePng` (zlib on the calling thread). When the native image
  * addon is loaded (`native.ts`), 8-bit RGB and RGBA PNGs go to TensorFlow's
- * DecodePng (lossless, then Pillow's grey formula) and 8-bit grey JPEGs to its
- * DecodeJpeg with the accurate integer IDCT, both with the same values as
+ * DecodePng (lossless, then Pillow's grey formula). 8-bit grey JPEGs go to
+ * its DecodeJpeg with the accurate integer IDCT. Both give the same values as
  * Pillow's decoding. Every other file is decoded by sharp (libvips). None of
  * them applies an embedded ICC profile or gamma, and Pillow does not either.
  */
@@ -82,8 +82,9 @@ export async function decodeImageBuffer(buffer: Buffer, source: string): Promise
   if (native !== undefined && png !== undefined && isColourPng8(png)) {
     return decodeNatively(source, () => native.decodePngGray(buffer));
   }
-  // A grey JPEG needs no colour conversion or upsampling, only the accurate integer IDCT, which is
-  // the same in TensorFlow's libjpeg-turbo as in Pillow's, so the decoded bytes are the same.
+  // TensorFlow 2.21 and Pillow 13 both decode JPEGs with libjpeg-turbo. A grey JPEG needs no colour
+  // conversion or upsampling, only the accurate integer IDCT, whose integer arithmetic is fixed by the
+  // library, so both give the same bytes (xray-native.test.ts checks this on covid_7afaaccc.jpg).
   if (native !== undefined && frame?.precision === 8 && frame.components === 1) {
     return decodeNatively(source, () => native.decodeJpegGray(buffer, 1));
   }
@@ -128,10 +129,10 @@ function decodeNatively(source: string, decode: () => GrayImage): GrayImage {
 
 /**
  * Returns the DCT scale denominator (1, 2, 4 or 8) for decoding a JPEG of
- * `width` x `height` on the way to `outWidth` x `outHeight`: the largest one
- * whose scaled sides (libjpeg rounds them up) stay at least twice the output,
- * so that the bilinear filter still averages two or more decoded pixels per
- * output pixel. Decoding only down to the output size is far less accurate:
+ * `width` x `height` on the way to `outWidth` x `outHeight`. It is the largest
+ * one whose scaled sides (libjpeg rounds them up) stay at least twice the
+ * output, so the bilinear filter still averages two or more decoded pixels
+ * per output pixel. Decoding only down to the output size is far less accurate:
  * on the 2000 x 2000 test radiograph, a 1/8-scale decode (250 x 250) ends
  * 4.1 grey levels from the reference after CLAHE, 1/4 (500 x 500) 1.2 levels.
  */
