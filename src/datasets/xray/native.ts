@@ -103,7 +103,15 @@ function load(): NativeImageAddon | null {
   return null;
 }
 
-/** Returns the native addon, or undefined when the TypeScript kernels are in effect (see the top of this file). */
+/**
+ * Returns the native addon, or undefined when the TypeScript kernels are in effect (see the top of this file).
+ *
+ * NOTE: the addon is linked against tfjs-node's CPU library, whose file name (soname
+ * libtensorflow_cc.so.2) the CUDA build of tfjs-node-gpu shares. Loaded after the GPU backend, the
+ * addon runs on the GPU build's library. Loaded before it, it brings in the CPU build, so the GPU
+ * addon would then load the CPU library too. With the GPU backend, call `initBackend()` before the
+ * first X-ray. This order was reasoned from the dynamic loader's rules, not tried on a GPU machine.
+ */
 export function nativeImage(): NativeImageAddon | undefined {
   if (loaded === undefined) loaded = load();
   return loaded ?? undefined;
