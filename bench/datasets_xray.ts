@@ -15,10 +15,10 @@
  *   then takes the Pillow-exact resize and CLAHE in C++. The large JPEG's
  *   CLAHE output differs from the reference's by 1.2 grey levels on average,
  *   the colour JPEG's by 0.002, and the PNGs' not at all.
- * - 'pillow': every image is decoded at full size: the grey JPEG and the RGB
- *   PNG by TensorFlow, the colour JPEG by libvips, the grey PNGs by our zlib
- *   decoder. Each is resized exactly as Pillow does, so the output equals the
- *   reference's bit for bit.
+ * - 'pillow': every image is decoded at full size: the JPEGs (the colour one
+ *   to RGB, then Pillow's grey formula) and the RGB PNG by TensorFlow, the
+ *   grey PNGs by our zlib decoder. Each is resized exactly as Pillow does, so
+ *   the output equals the reference's bit for bit.
  * Without the addon, 'fast' lets libvips decode and resize the JPEGs and the
  * RGB PNG (shrink-on-load, then its linear kernel), and the TypeScript
  * kernels run the rest.
@@ -33,7 +33,7 @@
  *
  * The target for the one-at-a-time 'fast' ratio is 2. With the addon, three
  * runs of `npm run bench:datasets` on the shared 2-core development machine
- * (load about 2) gave 2.62 to 2.82 (docs/benchmarks.md). Without it
+ * (load 2 to 3) gave 2.61 to 2.63 (docs/benchmarks.md). Without it
  * (`MORE_TS_NATIVE_IMAGE=0`), earlier runs gave 1.23 to 2.46.
  */
 import { spawnSync } from 'child_process';

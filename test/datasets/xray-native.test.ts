@@ -119,8 +119,16 @@ describe('datasets/xray native addon', function () {
 
     it('decodes the grey JPEG as Pillow at full scale', async () => {
       const entry = expected.eightBit.find((item) => item.file.endsWith('covid_7afaaccc.jpg')) as EightBitCase;
-      const decoded = addon.decodeJpegGray(fs.readFileSync(fixture(entry.file)), 1, 224, 224);
+      const decoded = addon.decodeJpegGray(fs.readFileSync(fixture(entry.file)), 1, 1, 224, 224);
       assert.equal(sha256(decoded.data), entry.resizedSha256);
+    });
+
+    it('decodes the colour JPEG as Pillow through RGB', async () => {
+      const entry = expected.eightBit.find((item) => item.file.endsWith('covid_41182_2020_203_Fig5_HTML.jpg')) as EightBitCase;
+      const bytes = fs.readFileSync(fixture(entry.file));
+      assert.equal(sha256(addon.decodeJpegGray(bytes, 1, 3, 224, 224).data), entry.resizedSha256, 'RGB, then Pillow grey');
+      // libjpeg's own luma is not Pillow's grey conversion, which is why the pillow path decodes RGB.
+      assert.notEqual(sha256(addon.decodeJpegGray(bytes, 1, 1, 224, 224).data), entry.resizedSha256, 'luma');
     });
 
     it('decodes the RGB PNG as Pillow', async () => {
@@ -197,7 +205,8 @@ describe('datasets/xray native addon', function () {
       assert.throws(() => addon.clahe8(new Uint8Array(10), 4, 4, 1, 1, 256, 0.01), /gray has 10 values, expected 16 for 4 x 4/);
       assert.throws(() => addon.resize8(new Uint8Array(6), 2, 2, 4, 4), /src has 6 values, expected 4 for 2 x 2/);
       assert.throws(() => addon.resizeFloat(new Float64Array(4) as never, 2, 2, 4, 4), /src must be a Float32Array, Uint16Array or Uint8Array/);
-      assert.throws(() => addon.decodeJpegGray(new Uint8Array(4), 3 as never), /ratio must be 1, 2, 4 or 8, got 3/);
+      assert.throws(() => addon.decodeJpegGray(new Uint8Array(4), 3 as never, 1), /ratio must be 1, 2, 4 or 8, got 3/);
+      assert.throws(() => addon.decodeJpegGray(new Uint8Array(4), 1, 4 as never), /channels must be 1 or 3, got 4/);
     });
   });
 

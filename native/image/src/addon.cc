@@ -249,24 +249,27 @@ size_t OptionalArguments(napi_env env, napi_callback_info info, std::vector<napi
   return count;
 }
 
-// decodeJpegGray(bytes: Uint8Array, ratio 1 | 2 | 4 | 8, outWidth?, outHeight?): {width, height, data}
+// decodeJpegGray(bytes: Uint8Array, ratio 1 | 2 | 4 | 8, channels 1 | 3, outWidth?, outHeight?): {width, height, data}
+// Channels 1 takes libjpeg's luma, 3 decodes RGB and converts it with Pillow's grey formula.
 napi_value DecodeJpegGray(napi_env env, napi_callback_info info) {
   return Guard(env, [&]() -> napi_value {
     std::vector<napi_value> args;
-    const size_t given = OptionalArguments(env, info, &args, 4);
-    if (given < 2) throw ArgumentError{"decodeJpegGray: expected the bytes and a ratio"};
+    const size_t given = OptionalArguments(env, info, &args, 5);
+    if (given < 3) throw ArgumentError{"decodeJpegGray: expected the bytes, a ratio and a channel count"};
     TypedArray bytes = ReadBytes(env, args[0], "bytes");
     const int ratio = ReadSize(env, args[1], "ratio");
     if (ratio != 1 && ratio != 2 && ratio != 4 && ratio != 8) {
       throw ArgumentError{"ratio must be 1, 2, 4 or 8, got " + std::to_string(ratio)};
     }
+    const int channels = ReadSize(env, args[2], "channels");
+    if (channels != 1 && channels != 3) throw ArgumentError{"channels must be 1 or 3, got " + std::to_string(channels)};
     DecodedImage image;
     std::string error;
-    if (!DecodeJpeg(static_cast<const uint8_t*>(bytes.data), bytes.length, 1, ratio, &image, &error)) {
+    if (!DecodeJpeg(static_cast<const uint8_t*>(bytes.data), bytes.length, channels, ratio, &image, &error)) {
       napi_throw_error(env, "ERR_IMAGE_DECODE", error.c_str());
       return nullptr;
     }
-    return FinishDecode(env, args, given, 2, &image);
+    return FinishDecode(env, args, given, 3, &image);
   });
 }
 

@@ -4,9 +4,10 @@
  * `Uint8Array`, 16-bit files `Uint16Array`. 8-bit grey PNGs are decoded by
  * `decodeSimplePng` (zlib on the calling thread). When the native image
  * addon is loaded (`native.ts`), 8-bit RGB and RGBA PNGs go to TensorFlow's
- * DecodePng (lossless, then Pillow's grey formula). 8-bit grey JPEGs go to
- * its DecodeJpeg with the accurate integer IDCT. Both give the same values as
- * Pillow's decoding. Every other file is decoded by sharp (libvips). None of
+ * DecodePng (lossless, then Pillow's grey formula). 8-bit grey and YCbCr
+ * JPEGs go to its DecodeJpeg with the accurate integer IDCT, colour ones
+ * decoded to RGB and then converted with Pillow's grey formula. Both give the
+ * same values as Pillow's decoding. Every other file is decoded by sharp (libvips). None of
  * them applies an embedded ICC profile or gamma, and Pillow does not either.
  */
 
@@ -82,11 +83,11 @@ export async function decodeImageBuffer(buffer: Buffer, source: string): Promise
   if (native !== undefined && png !== undefined && isColourPng8(png)) {
     return decodeNatively(source, () => native.decodePngGray(buffer));
   }
-  // TensorFlow 2.21 and Pillow 13 both decode JPEGs with libjpeg-turbo. A grey JPEG needs no colour
-  // conversion or upsampling, only the accurate integer IDCT, whose integer arithmetic is fixed by the
-  // library, so both give the same bytes (xray-native.test.ts checks this on covid_7afaaccc.jpg).
-  if (native !== undefined && frame?.precision === 8 && frame.components === 1) {
-    return decodeNatively(source, () => native.decodeJpegGray(buffer, 1));
+  // TensorFlow 2.21 and Pillow 13 both decode JPEGs with libjpeg-turbo: the accurate integer IDCT,
+  // fancy chroma upsampling and the YCbCr to RGB tables, all integer arithmetic fixed by the library.
+  // So both give the same bytes, and xray-native.test.ts checks this on the grey and the colour JPEG.
+  if (native !== undefined && frame?.precision === 8 && (frame.components === 1 || frame.components === 3)) {
+    return decodeNatively(source, () => native.decodeJpegGray(buffer, 1, frame.components as 1 | 3));
   }
 
   // The PNG or JPEG header identifies 8-bit files without a metadata call. Other files are checked by sharp.
@@ -169,7 +170,7 @@ export function decodeResizedNatively(buffer: Buffer, source: string, width: num
   const frame = readJpegFrame(buffer);
   if (frame === undefined || frame.precision !== 8 || (frame.components !== 1 && frame.components !== 3)) return undefined;
   const ratio = jpegScaleDenominator(frame.width, frame.height, width, height);
-  return decodeNatively(source, () => native.decodeJpegGray(buffer, ratio, width, height));
+  return decodeNatively(source, () => native.decodeJpegGray(buffer, ratio, 1, width, height));
 }
 
 /**

@@ -36,12 +36,13 @@ export interface NativeImageAddon {
   /** Pillow's `convert('L')` of interleaved RGB (3 channels) or RGBA (4 channels) samples. */
   rgbToGray8(samples: Uint8Array, width: number, height: number, channels: number): Uint8Array;
   /**
-   * Decodes a JPEG to grey (libjpeg's own luma for colour files) scaled by
-   * 1 / `ratio` in the DCT domain, then resizes it with Pillow's bilinear
-   * filter when an output size is given. Throws TensorFlow's message for
-   * data it cannot decode.
+   * Decodes a JPEG to grey scaled by 1 / `ratio` in the DCT domain, then
+   * resizes it with Pillow's bilinear filter when an output size is given.
+   * `channels` 1 decodes libjpeg's luma directly, and 3 decodes RGB and
+   * converts it with Pillow's grey formula. Both use the accurate integer
+   * IDCT. Throws TensorFlow's message for data it cannot decode.
    */
-  decodeJpegGray(bytes: Uint8Array, ratio: 1 | 2 | 4 | 8, outWidth?: number, outHeight?: number): NativeGrayImage;
+  decodeJpegGray(bytes: Uint8Array, ratio: 1 | 2 | 4 | 8, channels: 1 | 3, outWidth?: number, outHeight?: number): NativeGrayImage;
   /**
    * Decodes an 8-bit PNG, converts it to grey as `toGray8` in image.ts does
    * and resizes it with Pillow's bilinear filter when an output size is given.
