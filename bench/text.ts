@@ -87,7 +87,7 @@ function measureOurs(preset: BenchPreset): OurRates {
     tf.dispose(Object.values(grads));
     return [value];
   };
-  const compiledInfer = compileGraph(infer, { name: `${preset} text inference`, freezeVariables: true });
+  const compiledInfer = compileGraph(infer, { name: `${preset} text inference`, freezeVariables: true, splitBatch: true });
   const compiledTrain = compileGraph(trainStep, { name: `${preset} text train step` });
   // Reading the result back waits for the whole call on both paths.
   const wait = (tensors: tf.Tensor[]): void => {

@@ -8,7 +8,9 @@
  * library and its headers come from PyPI's TensorFlow wheel: `tensorflow-cpu`,
  * or `tensorflow` with CUDA packages on a machine with an NVIDIA GPU. Its
  * `libtensorflow_cc.so.2` exports the C and eager C APIs that the addon calls,
- * so node-gyp compiles the addon against it.
+ * so node-gyp compiles the addon against it, with a small source change
+ * (tfjs-node-patch.js) that lets the library give a session its own thread
+ * settings.
  *
  * Everything fetched goes to a cache (`$MORE_TS_CACHE`, default
  * `~/.cache/more-ts`), keyed by the TensorFlow and addon versions, so a
@@ -28,6 +30,9 @@ const crypto = require('crypto');
 const fs = require('fs');
 const os = require('os');
 const path = require('path');
+
+const { nodedirArguments } = require('./node-headers');
+const { patchBinding, PATCH_VERSION } = require('./tfjs-node-patch');
 
 const ROOT = path.resolve(__dirname, '..', '..');
 const CACHE = process.env.MORE_TS_CACHE || path.join(os.homedir(), '.cache', 'more-ts');
@@ -97,7 +102,8 @@ function verify(variant) {
     const a = tf.tensor2d([[1, 2], [3, 4]]);
     const product = Array.from(tf.matMul(a, a).dataSync());
     if (product.join() !== '7,10,15,22') throw new Error('wrong matmul result ' + product);
-    process.stdout.write(JSON.stringify({ tf: tf.backend().binding.TF_Version, gpu: tf.backend().isUsingGpuDevice }));
+    const binding = tf.backend().binding;
+    process.stdout.write(JSON.stringify({ tf: binding.TF_Version, gpu: tf.backend().isUsingGpuDevice, sessionConfig: binding.sessionConfigSupported === true }));
   `;
   const result = run(process.execPath, ['-e', script], { cwd: ROOT, env: { ...process.env, TF_CPP_MIN_LOG_LEVEL: '2' } });
   if (result.status !== 0) {
@@ -190,18 +196,19 @@ function buildAddon(variant, dir, wheelRoot) {
   const { napi, file } = addonPath(dir);
   const pkg = JSON.parse(fs.readFileSync(path.join(dir, 'package.json'), 'utf8'));
   const key = crypto.createHash('sha256')
-    .update([variant.kind, pkg.version, variant.wheel, TF_VERSION, napi, process.arch, process.platform].join('|'))
+    .update([variant.kind, pkg.version, variant.wheel, TF_VERSION, napi, process.arch, process.platform, `patch ${PATCH_VERSION}`].join('|'))
     .digest('hex').slice(0, 16);
   const cachedAddon = path.join(CACHE, 'addons', key, 'tfjs_binding.node');
   fs.mkdirSync(path.dirname(file), { recursive: true });
 
   if (!fs.existsSync(cachedAddon)) {
+    patchBinding(dir);
     log(`compiling the ${variant.kind} addon of ${variant.packageName} ${pkg.version} against TensorFlow ${TF_VERSION} with node-gyp`);
     const nodeGyp = require.resolve('node-gyp/bin/node-gyp.js', { paths: [ROOT] });
     // The extra RUNPATH entry lets the addon find the libraries in the cache
     // even if the deps/ links are removed; deps/lib stays first.
     const env = { ...process.env, LDFLAGS: `-Wl,-rpath,${tensorflowDir}` };
-    const build = run(process.execPath, [nodeGyp, 'rebuild', '--module_name=tfjs_binding',
+    const build = run(process.execPath, [nodeGyp, 'rebuild', ...nodedirArguments(), '--module_name=tfjs_binding',
       `--module_path=${path.dirname(file)}`, `--napi_build_version=${napi}`, '--silent'],
     { cwd: dir, env, stdio: ['ignore', 'inherit', 'inherit'] });
     if (build.status !== 0) {
@@ -222,8 +229,12 @@ function setUpVariant(variant, python) {
   const dir = packageDir(variant.packageName);
   try {
     const info = verify(variant);
-    log(`${variant.packageName} already loads (TensorFlow ${info.tf})`);
-    return { ...info, route: 'existing' };
+    // A build from before the session config patch is replaced; a prebuilt addon never has it.
+    if (info.sessionConfig || process.env.MORE_TS_TF_ROUTE === 'prebuilt') {
+      log(`${variant.packageName} already loads (TensorFlow ${info.tf})`);
+      return { ...info, route: 'existing' };
+    }
+    log(`${variant.packageName} loads but lacks the session config patch; setting it up again`);
   } catch {
     // Not built yet: continue below.
   }

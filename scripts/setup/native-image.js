@@ -25,6 +25,8 @@ const fs = require('fs');
 const os = require('os');
 const path = require('path');
 
+const { nodedirArguments } = require('./node-headers');
+
 const ROOT = path.resolve(__dirname, '..', '..');
 const CACHE = process.env.MORE_TS_CACHE || path.join(os.homedir(), '.cache', 'more-ts');
 const ADDON_DIR = path.join(ROOT, 'native', 'image');
@@ -80,13 +82,6 @@ function cacheKey(tensorflow) {
   // The RUNPATH names the library folder, so a different folder is a different build.
   hash.update([tensorflow.version, tensorflow.runtimeDir, process.versions.modules, process.versions.napi, process.arch, process.platform].join('|'));
   return hash.digest('hex').slice(0, 16);
-}
-
-/** Node's headers: npm passes its `nodedir` setting; run alone, this uses the headers installed with Node when present. */
-function nodedirArguments() {
-  if (process.env.npm_config_nodedir) return [];
-  const prefix = path.resolve(path.dirname(process.execPath), '..');
-  return fs.existsSync(path.join(prefix, 'include', 'node', 'node_api.h')) ? [`--nodedir=${prefix}`] : [];
 }
 
 function compile(tensorflow, cachedAddon) {

@@ -17,6 +17,16 @@ const log = getLogger('backend');
 // TensorFlow's C++ logging prints start-up notices (CPU feature hints) on
 // stderr; keep warnings and errors unless the user set a level.
 process.env.TF_CPP_MIN_LOG_LEVEL ??= '2';
+// oneDNN kernels split every call across TensorFlow's intra-op threads, and by
+// default the calling thread waits for them. With this setting it runs one
+// part itself, which shortens the small operations of the tiny presets.
+// Both settings here apply only when set before the addon loads, and a value
+// the user set is kept.
+process.env.TF_ONEDNN_THREADPOOL_USE_CALLER_THREAD ??= '1';
+// Each session gets its own intra-op thread pool, sized by its config. Batch-split
+// graphs then run one thread per slice, while eager operations keep every core
+// (`splitBatch` in graph/compile.ts).
+process.env.TF_OVERRIDE_GLOBAL_THREADPOOL ??= '1';
 
 export const BACKEND_CHOICES = ['tensorflow-gpu', 'tensorflow', 'wasm', 'cpu'] as const;
 export type BackendChoice = (typeof BACKEND_CHOICES)[number];

@@ -108,7 +108,8 @@ export class MoreModel implements MoreModelApi {
     this.temperature = new Temperature(this.config.temperature);
     if (options.graphInference ?? true) {
       // Weights are frozen into each graph, which speeds up inference; a call after training traces again.
-      const graph = { freezeVariables: true };
+      // Each sample is encoded on its own, so the batch can be split across cores.
+      const graph = { freezeVariables: true, splitBatch: true };
       this.inference = {
         image: compileGraph((images) => this.embedded(this.image.forward(images as tf.Tensor4D), this.imageHead), { ...graph, name: 'X-ray inference' }),
         ecg: compileGraph((ecgs) => this.embedded(this.ecg.forward(ecgs as tf.Tensor3D), this.ecgHead), { ...graph, name: 'ECG inference' }),

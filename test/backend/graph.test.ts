@@ -1,4 +1,5 @@
 import * as assert from 'assert';
+import * as os from 'os';
 import * as path from 'path';
 
 import { tf } from '../../src/backend';
@@ -341,6 +342,56 @@ describe('compiled graphs', () => {
     assert.throws(() => scaled.call(input), /scaled: variable graph_test_weight of shape \[2\] was disposed/);
     input.dispose();
     scaled.dispose();
+  });
+
+  it('splits a batch into slices that match timm', () => {
+    const io = readFixture('vit_io.safetensors');
+    const encoder = loadEncoder('vit');
+    const single = fixtureTensor(io, 'input');
+    // Four copies of the fixture batch, so that every core gets rows.
+    const input = tf.concat([single, single, single, single], 0);
+    const forward = compileGraph((x) => [pooled(encoder, x, false)], { name: 'sliced vit', freezeVariables: true, splitBatch: true });
+    tf.dispose(forward.call(input));
+    const [replayed] = forward.call(input);
+    const cores = Math.min(os.availableParallelism(), input.shape[0]);
+    assert.deepStrictEqual(forward.sliceCounts, [cores]);
+    const reference = fixtureTensor(io, 'pooled');
+    const repeated = tf.concat([reference, reference, reference, reference], 0);
+    const error = maxAbsDiff(replayed, repeated);
+    assert.ok(error < 1e-4, `sliced output differs from timm by ${error}`);
+    tf.dispose([replayed, repeated, reference, single, input]);
+    forward.dispose();
+    encoder.dispose();
+  });
+
+  it('splits odd batches and keeps single rows whole', () => {
+    const weight = tf.variable(tf.tensor2d([[1, -2, 0.5], [3, 0.25, -1]]));
+    const rowwise = compileGraph((x) => [tf.softmax(tf.matMul(x as tf.Tensor2D, weight)), tf.sum(x, 1)], { splitBatch: true });
+    for (const rows of [5, 1]) {
+      const input = tf.tensor2d(Array.from({ length: rows * 2 }, (_, i) => (i % 7) - 3), [rows, 2]);
+      const [eagerProbabilities, eagerSums] = tf.tidy(() => [tf.softmax(tf.matMul(input, weight)), tf.sum(input, 1)]);
+      tf.dispose(rowwise.call(input));
+      const [probabilities, sums] = rowwise.call(input);
+      assert.deepStrictEqual(probabilities.shape, [rows, 3]);
+      assert.ok(maxAbsDiff(probabilities, eagerProbabilities) < 1e-6);
+      assert.deepStrictEqual(Array.from(sums.dataSync()), Array.from(eagerSums.dataSync()));
+      tf.dispose([input, eagerProbabilities, eagerSums, probabilities, sums]);
+    }
+    const slices = Math.min(os.availableParallelism(), 5);
+    assert.deepStrictEqual(rowwise.sliceCounts, [slices, 1]);
+    tf.dispose(weight);
+    rowwise.dispose();
+  });
+
+  it('refuses splitBatch for an output without the batch first', function () {
+    if (os.availableParallelism() < 2) this.skip(); // one core: nothing is split
+    const total = compileGraph((x) => [tf.sum(x)], { name: 'the total', splitBatch: true });
+    const input = tf.ones([4, 2]);
+    assert.throws(() => total.call(input), (error: Error) =>
+      error instanceof TraceError && /the total was compiled with splitBatch, but an output of shape \[\] does not have the batch/.test(error.message));
+    assert.strictEqual(total.graphCount, 0);
+    input.dispose();
+    total.dispose();
   });
 
   it('runs eagerly on the CPU backend', async () => {

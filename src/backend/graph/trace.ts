@@ -37,6 +37,9 @@ export interface NativeBinding {
   TF_ATTR_BOOL: number;
   TF_ATTR_TYPE: number;
   TF_ATTR_SHAPE: number;
+  /** Present on the addon the set-up builds: `loadSavedModel` then takes a serialised `ConfigProto`. */
+  sessionConfigSupported?: boolean;
+  loadSavedModel(path: string, tags: string, config?: Uint8Array): number;
 }
 
 /** The parts of tfjs-node's `NodeJSKernelBackend` that tracing and replay use. */
