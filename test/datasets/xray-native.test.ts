@@ -7,10 +7,11 @@ import * as crypto from 'crypto';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
+import * as zlib from 'zlib';
 import { BatchPipeline, xrayDecoder } from '../../src/datasets/pipeline';
 import {
   claheXrayFile, decodeResizedNatively, decodeXrayFile, decodeXrayFileResized, equalizeAdapthistUint8Js, jpegScaleDenominator,
-  NativeImageAddon, nativeImage, preprocessXrayFile, resizeBilinear8Js, resizeBilinearFloatJs, rgbToGray8, XrayDecodeError,
+  MAX_IMAGE_PIXELS, NativeImageAddon, nativeImage, preprocessXrayFile, resizeBilinear8Js, resizeBilinearFloatJs, rgbToGray8, XrayDecodeError,
 } from '../../src/datasets/xray';
 import { Rng } from '../../src/util/rng';
 
@@ -208,6 +209,18 @@ describe('datasets/xray native addon', function () {
       assert.throws(() => addon.decodeJpegGray(new Uint8Array(4), 3 as never, 1), /ratio must be 1, 2, 4 or 8, got 3/);
       assert.throws(() => addon.decodeJpegGray(new Uint8Array(4), 1, 4 as never), /channels must be 1 or 3, got 4/);
     });
+
+    it('rejects oversized outputs and bin counts', () => {
+      // Before the limits, resize8 to 1e9 x 1e9 allocated until the process was killed.
+      const tooLarge = /output size 1000000000 x 1000000000 is too large: expected sides up to 65536 and up to 268435456 pixels/;
+      assert.throws(() => addon.resize8(new Uint8Array(4), 2, 2, 1e9, 1e9), tooLarge);
+      assert.throws(() => addon.resizeFloat(new Float32Array(4), 2, 2, 1e9, 1e9), tooLarge);
+      assert.throws(() => addon.resize8(new Uint8Array(4), 2, 2, 65537, 1), /output size 65537 x 1 is too large/);
+      assert.throws(() => addon.resize8(new Uint8Array(4), 2, 2, 20000, 20000), /output size 20000 x 20000 is too large/);
+      assert.throws(() => addon.clahe8(new Uint8Array(4), 2, 2, 1, 1, 1e9, 0.01), /nbins must be at most 65536, got 1000000000/);
+      assert.throws(() => addon.resize8(new Uint8Array(4), 2, 2, NaN, 2), /outWidth must be an integer >= 1/);
+      assert.throws(() => addon.resize8(new Uint8Array(4), -2, -2, 2, 2), /width must be an integer >= 1/);
+    });
   });
 
   describe('fast path', () => {
@@ -253,6 +266,25 @@ describe('datasets/xray native addon', function () {
     });
     after(() => fs.rmSync(dir, { recursive: true, force: true }));
 
+    /** Builds a PNG whose header declares `width` x `height` 8-bit pixels, with far too little image data. */
+    function declaredPng(width: number, height: number, colorType: number): Buffer {
+      const chunk = (type: string, data: Buffer): Buffer => {
+        const body = Buffer.concat([Buffer.from(type, 'latin1'), data]);
+        const out = Buffer.alloc(body.length + 8);
+        out.writeUInt32BE(data.length, 0);
+        body.copy(out, 4);
+        out.writeUInt32BE(zlib.crc32(body), body.length + 4);
+        return out;
+      };
+      const header = Buffer.alloc(13);
+      header.writeUInt32BE(width, 0);
+      header.writeUInt32BE(height, 4);
+      header[8] = 8;
+      header[9] = colorType;
+      const signature = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
+      return Buffer.concat([signature, chunk('IHDR', header), chunk('IDAT', zlib.deflateSync(Buffer.alloc(1000))), chunk('IEND', Buffer.alloc(0))]);
+    }
+
     function truncated(relative: string, name: string): string {
       const bytes = fs.readFileSync(fixture(relative));
       const file = path.join(dir, name);
@@ -277,6 +309,31 @@ describe('datasets/xray native addon', function () {
           assert.match(error.message, new RegExp(`Cannot decode X-ray image .*cut-${resize}\\.png: .*PNG`));
           return true;
         });
+      });
+
+      it(`rejects a decompression bomb on the ${resize} path`, async () => {
+        // 20000 x 20000 in the header and a few bytes of image data. Before the header check, the real
+        // 20000 x 20000 RGB file (1.2 MB of zeros) decoded to 1.2 GB on the fast path.
+        const files = [];
+        for (const [name, colorType] of [['grey', 0], ['rgb', 2]] as const) {
+          const file = path.join(dir, `bomb-${name}-${resize}.png`);
+          fs.writeFileSync(file, declaredPng(20000, 20000, colorType));
+          files.push(file);
+        }
+        const jpeg = Buffer.from(fs.readFileSync(fixture('real/covid_7afaaccc.jpg')));
+        const frame = jpeg.indexOf(Buffer.from([0xff, 0xc0]));
+        jpeg.writeUInt16BE(60000, frame + 5);
+        jpeg.writeUInt16BE(60000, frame + 7);
+        files.push(path.join(dir, `bomb-${resize}.jpg`));
+        fs.writeFileSync(files[2], jpeg);
+        for (const file of files) {
+          await assert.rejects(claheXrayFile(file, { resize }), (error: Error) => {
+            assert.ok(error instanceof XrayDecodeError, error.name);
+            const escaped = file.replace(/[.\\]/g, '\\$&');
+            assert.match(error.message, new RegExp(`^Cannot decode X-ray image ${escaped}: its header declares \\d+ x \\d+ pixels, expected at most ${MAX_IMAGE_PIXELS} `));
+            return true;
+          });
+        }
       });
     }
   });

@@ -5,6 +5,7 @@
 #include <node_api.h>
 
 #include <cmath>
+#include <cstdint>
 #include <cstring>
 #include <string>
 #include <vector>
@@ -67,6 +68,24 @@ int ReadSize(napi_env env, napi_value value, const char* what, int minimum = 1) 
     throw ArgumentError{std::string(what) + " must be an integer >= " + std::to_string(minimum)};
   }
   return static_cast<int>(number);
+}
+
+// Maximum output side and pixel count of a resize. A 65536-pixel side is far
+// beyond any radiograph, and the limits stop a mistyped size from allocating
+// gigabytes for filter coefficients and output before failing.
+constexpr int kMaxOutputSide = 1 << 16;
+constexpr int64_t kMaxOutputPixels = int64_t{1} << 28;
+
+// Reads the output width and height of a resize, checking them against the limits above.
+void ReadOutputSize(napi_env env, napi_value width_value, napi_value height_value, int* width, int* height) {
+  *width = ReadSize(env, width_value, "outWidth");
+  *height = ReadSize(env, height_value, "outHeight");
+  if (*width > kMaxOutputSide || *height > kMaxOutputSide ||
+      static_cast<int64_t>(*width) * *height > kMaxOutputPixels) {
+    throw ArgumentError{"output size " + std::to_string(*width) + " x " + std::to_string(*height) +
+                        " is too large: expected sides up to " + std::to_string(kMaxOutputSide) + " and up to " +
+                        std::to_string(kMaxOutputPixels) + " pixels"};
+  }
 }
 
 double ReadNumber(napi_env env, napi_value value, const char* what) {
@@ -136,7 +155,10 @@ napi_value Clahe8(napi_env env, napi_callback_info info) {
     TypedArray gray = ReadBytes(env, args[0], "gray");
     const int width = ReadSize(env, args[1], "width", 0);
     const int height = ReadSize(env, args[2], "height", 0);
-    ClaheSettings settings{ReadSize(env, args[5], "nbins"), ReadNumber(env, args[6], "clipLimit"),
+    const int nbins = ReadSize(env, args[5], "nbins");
+    // More bins than 8-bit grey levels change nothing; the cap keeps the per-tile histograms small.
+    if (nbins > 65536) throw ArgumentError{"nbins must be at most 65536, got " + std::to_string(nbins)};
+    ClaheSettings settings{nbins, ReadNumber(env, args[6], "clipLimit"),
                            ReadSize(env, args[3], "kernelRows"), ReadSize(env, args[4], "kernelCols")};
     const size_t count = static_cast<size_t>(width) * height;
     CheckLength(gray, count, "gray", width, height);
@@ -154,8 +176,9 @@ napi_value Resize8(napi_env env, napi_callback_info info) {
     TypedArray src = ReadBytes(env, args[0], "src");
     const int width = ReadSize(env, args[1], "width");
     const int height = ReadSize(env, args[2], "height");
-    const int out_width = ReadSize(env, args[3], "outWidth");
-    const int out_height = ReadSize(env, args[4], "outHeight");
+    int out_width = 0;
+    int out_height = 0;
+    ReadOutputSize(env, args[3], args[4], &out_width, &out_height);
     CheckLength(src, static_cast<size_t>(width) * height, "src", width, height);
     std::vector<uint8_t> out = ResizeBilinear8(static_cast<const uint8_t*>(src.data), width, height, out_width, out_height);
     return NewBytes(env, out.data(), out.size());
@@ -169,8 +192,9 @@ napi_value ResizeFloat(napi_env env, napi_callback_info info) {
     TypedArray src = ReadTypedArray(env, args[0], "src");
     const int width = ReadSize(env, args[1], "width");
     const int height = ReadSize(env, args[2], "height");
-    const int out_width = ReadSize(env, args[3], "outWidth");
-    const int out_height = ReadSize(env, args[4], "outHeight");
+    int out_width = 0;
+    int out_height = 0;
+    ReadOutputSize(env, args[3], args[4], &out_width, &out_height);
     CheckLength(src, static_cast<size_t>(width) * height, "src", width, height);
     std::vector<float> out;
     if (src.type == napi_float32_array) {
@@ -231,8 +255,9 @@ napi_value FinishDecode(napi_env env, const std::vector<napi_value>& args, size_
     napi_valuetype type;
     Check(env, napi_typeof(env, args[first_size], &type));
     if (type != napi_undefined) {
-      const int out_width = ReadSize(env, args[first_size], "outWidth");
-      const int out_height = ReadSize(env, args[first_size + 1], "outHeight");
+      int out_width = 0;
+      int out_height = 0;
+      ReadOutputSize(env, args[first_size], args[first_size + 1], &out_width, &out_height);
       if (image->width < 1 || image->height < 1) throw ArgumentError{"cannot resize an empty image"};
       std::vector<uint8_t> out = ResizeBilinear8(image->data.data(), image->width, image->height, out_width, out_height);
       return NewImage(env, out_width, out_height, out.data());

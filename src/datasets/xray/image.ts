@@ -71,6 +71,7 @@ export async function decodeImageBuffer(buffer: Buffer, source: string): Promise
   // Grey PNGs decode faster in JavaScript than through a libvips call. RGB PNGs are left to libvips,
   // which undoes their (mostly Paeth) filters on three times as many bytes faster than JavaScript does.
   const png = readPngHeader(buffer);
+  checkPixelCount(png ?? readJpegFrame(buffer), source);
   if (png !== undefined && (png.colorType === 0 || png.colorType === 4)) {
     const decoded = decodeSimplePng(buffer, source);
     if (decoded !== undefined) {
@@ -113,6 +114,23 @@ export async function decodeImageBuffer(buffer: Buffer, source: string): Promise
   } catch (error) {
     throw new XrayDecodeError(`Cannot decode X-ray image ${source}: ${(error as Error).message}`);
   }
+}
+
+/**
+ * Maximum pixel count a JPEG or PNG header may declare. It is Pillow's
+ * decompression bomb limit (twice `Image.MAX_IMAGE_PIXELS`), above which the
+ * reference raises instead of opening the file. The header is checked before
+ * decoding, so a small file that declares huge sides fails without allocating gigabytes.
+ */
+export const MAX_IMAGE_PIXELS = 178956970;
+
+/** Throws `XrayDecodeError` naming `source` when the header declares more than `MAX_IMAGE_PIXELS` pixels. */
+function checkPixelCount(size: { width: number; height: number } | undefined, source: string): void {
+  if (size === undefined || size.width * size.height <= MAX_IMAGE_PIXELS) return;
+  throw new XrayDecodeError(
+    `Cannot decode X-ray image ${source}: its header declares ${size.width} x ${size.height} pixels, ` +
+      `expected at most ${MAX_IMAGE_PIXELS} (Pillow's decompression bomb limit)`,
+  );
 }
 
 function isColourPng8(png: PngHeader): boolean {
@@ -164,6 +182,7 @@ export function decodeResizedNatively(buffer: Buffer, source: string, width: num
   const native = nativeImage();
   if (native === undefined) return undefined;
   const png = readPngHeader(buffer);
+  checkPixelCount(png ?? readJpegFrame(buffer), source);
   if (png !== undefined) {
     return isColourPng8(png) ? decodeNatively(source, () => native.decodePngGray(buffer, width, height)) : undefined;
   }
@@ -212,6 +231,7 @@ export function resizesWithLibvips(bytes: Uint8Array, width: number, height: num
 export async function decodeResizedWithLibvips(buffer: Buffer, source: string, width: number, height: number): Promise<GrayImage> {
   const png = readPngHeader(buffer);
   const jpeg = png === undefined ? readJpegFrame(buffer) : undefined;
+  checkPixelCount(png ?? jpeg, source);
   if ((png === undefined || png.bitDepth !== 8 || png.colorType !== 2) && jpeg?.precision !== 8) {
     throw new XrayDecodeError(`Cannot resize ${source} with libvips: expected an 8-bit JPEG or an 8-bit RGB PNG`);
   }
