@@ -115,6 +115,8 @@ const EDITS = [
 /**
  * Applies the edits to the `binding/` sources of the tfjs-node package in
  * `packageDir`. A file that already carries the marker is left as it is.
+ * Every file is edited in memory first, so a missing passage in one file
+ * leaves all of them unchanged.
  */
 function patchBinding(packageDir) {
   const byFile = new Map();
@@ -122,6 +124,7 @@ function patchBinding(packageDir) {
     if (!byFile.has(edit.file)) byFile.set(edit.file, []);
     byFile.get(edit.file).push(edit);
   }
+  const patched = [];
   for (const [name, edits] of byFile) {
     const file = path.join(packageDir, 'binding', name);
     let text = fs.readFileSync(file, 'utf8');
@@ -133,9 +136,12 @@ function patchBinding(packageDir) {
       }
       text = text.slice(0, at) + edit.to + text.slice(at + edit.from.length);
     }
+    patched.push({ file, text });
+  }
+  for (const { file, text } of patched) {
     fs.writeFileSync(`${file}.tmp`, text);
     fs.renameSync(`${file}.tmp`, file);
   }
 }
 
-module.exports = { patchBinding, PATCH_VERSION };
+module.exports = { patchBinding, PATCH_VERSION, EDITS, MARKER };
