@@ -9,8 +9,8 @@ import * as zlib from 'zlib';
 import { decodeXray } from '../../src/datasets/pipeline/decoders';
 import {
   claheUint8, claheXrayFile, decodeResizedWithLibvips, decodeXrayFile, decodeXrayFileResized, equalizeAdapthist,
-  equalizeAdapthistUint8, normaliseToRgb, preprocessXrayFile, readJpegFrame, resizesWithLibvips, roundHalfEven, scaleToUnit,
-  XrayDecodeError,
+  equalizeAdapthistUint8, nativeImage, normaliseToRgb, preprocessXrayFile, readJpegFrame, resizeBilinear8Js, resizeBilinearFloatJs,
+  resizesWithLibvips, roundHalfEven, scaleToUnit, XrayDecodeError,
 } from '../../src/datasets/xray';
 
 const FIXTURES = path.join(__dirname, '..', 'fixtures', 'datasets', 'xray');
@@ -167,6 +167,34 @@ describe('datasets/xray resize paths', () => {
     const bytes = fs.readFileSync(fixture('generated/tiny16.png'));
     await assert.rejects(decodeResizedWithLibvips(bytes, 'tiny16.png', 4, 4), /tiny16\.png with libvips: expected an 8-bit JPEG or an 8-bit RGB PNG/);
   });
+});
+
+describe('datasets/xray resize pass order', () => {
+  // reference/datasets_xray_resize_order.py: Pillow's bilinear resize on both sides of its pass order rule.
+  const dir = fixture('resize-order');
+  const { cases } = JSON.parse(fs.readFileSync(path.join(dir, 'resize.json'), 'utf8')) as {
+    cases: { name: string; width: number; height: number; outWidth: number; outHeight: number }[];
+  };
+  const readFloat32 = (file: string): Float32Array => {
+    const bytes = fs.readFileSync(path.join(dir, file));
+    return new Float32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.length));
+  };
+  const addon = nativeImage();
+
+  for (const { name, width, height, outWidth, outHeight } of cases) {
+    it(`resizes ${name} as Pillow`, () => {
+      const gray = new Uint8Array(fs.readFileSync(path.join(dir, `${name}.in.u8`)));
+      const values = readFloat32(`${name}.in.f32`);
+      const expected8 = new Uint8Array(fs.readFileSync(path.join(dir, `${name}.out.u8`)));
+      const expectedFloat = readFloat32(`${name}.out.f32`);
+      assert.deepEqual(resizeBilinear8Js(gray, width, height, outWidth, outHeight), expected8, 'mode L, TypeScript');
+      assert.deepEqual(resizeBilinearFloatJs(values, width, height, outWidth, outHeight), expectedFloat, 'mode F, TypeScript');
+      if (addon !== undefined) {
+        assert.deepEqual(addon.resize8(gray, width, height, outWidth, outHeight), expected8, 'mode L, native');
+        assert.deepEqual(addon.resizeFloat(values, width, height, outWidth, outHeight), expectedFloat, 'mode F, native');
+      }
+    });
+  }
 });
 
 describe('datasets/xray JPEG frame header', () => {

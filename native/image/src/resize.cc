@@ -138,6 +138,54 @@ std::vector<uint8_t> FilterColumns8(const uint8_t* rows, int row_width, int firs
   return out;
 }
 
+// Pillow 13 runs the vertical pass first when the height shrinks by more than
+// twice as many pixels as the width (ImagingResampleInner in Resample.c).
+bool VerticalPassFirst(int width, int height, int out_width, int out_height) {
+  return height - out_height > 0 && height - out_height > 2 * (width - out_width);
+}
+
+// Filters rows [first_row, first_row + row_count) of `src` along x, summing in
+// double and storing float32 as Pillow's mode 'F' does.
+template <typename Sample>
+std::vector<float> FilterRowsFloat(const Sample* src, int width, int first_row, int row_count, int out_width,
+                                   const FilterCoefficients& coefficients) {
+  const int k = coefficients.kernel_size;
+  std::vector<float> out(static_cast<size_t>(out_width) * row_count);
+  for (int y = 0; y < row_count; y++) {
+    const Sample* row = src + static_cast<size_t>(y + first_row) * width;
+    for (int x = 0; x < out_width; x++) {
+      const int start = coefficients.bounds[x * 2];
+      const int taps = coefficients.bounds[x * 2 + 1];
+      double sum = 0;
+      for (int t = 0; t < taps; t++) sum += static_cast<double>(row[start + t]) * coefficients.weights[static_cast<size_t>(x) * k + t];
+      out[static_cast<size_t>(y) * out_width + x] = static_cast<float>(sum);
+    }
+  }
+  return out;
+}
+
+// Filters along y: output row y mixes source rows bounds[2y] - first_row onwards.
+template <typename Sample>
+std::vector<float> FilterColumnsFloat(const Sample* rows, int row_width, int first_row, int out_height,
+                                      const FilterCoefficients& coefficients) {
+  const int k = coefficients.kernel_size;
+  std::vector<float> out(static_cast<size_t>(row_width) * out_height);
+  std::vector<double> sums(row_width);
+  for (int y = 0; y < out_height; y++) {
+    const int start = coefficients.bounds[y * 2] - first_row;
+    const int taps = coefficients.bounds[y * 2 + 1];
+    const double* weights = coefficients.weights.data() + static_cast<size_t>(y) * k;
+    // Row by row, so memory is read in order. Each sum still adds its taps in the same order.
+    std::fill(sums.begin(), sums.end(), 0.0);
+    for (int t = 0; t < taps; t++) {
+      const Sample* row = rows + static_cast<size_t>(start + t) * row_width;
+      for (int x = 0; x < row_width; x++) sums[x] += static_cast<double>(row[x]) * weights[t];
+    }
+    for (int x = 0; x < row_width; x++) out[static_cast<size_t>(y) * row_width + x] = static_cast<float>(sums[x]);
+  }
+  return out;
+}
+
 }  // namespace
 
 std::vector<uint8_t> ResizeBilinear8(const uint8_t* src, int width, int height, int out_width, int out_height) {
@@ -147,6 +195,10 @@ std::vector<uint8_t> ResizeBilinear8(const uint8_t* src, int width, int height, 
   const bool need_vertical = out_height != height;
   if (!need_horizontal && !need_vertical) return std::vector<uint8_t>(src, src + static_cast<size_t>(width) * height);
   if (!need_horizontal) return FilterColumns8(src, width, 0, out_height, vertical);
+  if (VerticalPassFirst(width, height, out_width, out_height)) {
+    std::vector<uint8_t> columns = FilterColumns8(src, width, 0, out_height, vertical);
+    return FilterRows8(columns.data(), width, 0, out_height, out_width, horizontal);
+  }
   // Pillow only filters the source rows that the vertical pass reads.
   const int first_row = vertical.bounds[0];
   const int last_row = vertical.bounds[out_height * 2 - 2] + vertical.bounds[out_height * 2 - 1];
@@ -161,46 +213,18 @@ std::vector<float> ResizeBilinearFloat(const Sample* src, int width, int height,
   const FilterCoefficients vertical = ComputeCoefficients(height, out_height);
   const bool need_horizontal = out_width != width;
   const bool need_vertical = out_height != height;
-  const int first_row = need_horizontal ? vertical.bounds[0] : 0;
-  const int last_row = need_horizontal ? vertical.bounds[out_height * 2 - 2] + vertical.bounds[out_height * 2 - 1] : height;
-
-  std::vector<float> rows;
-  if (need_horizontal) {
-    const int row_count = last_row - first_row;
-    const int k = horizontal.kernel_size;
-    rows.resize(static_cast<size_t>(out_width) * row_count);
-    for (int y = 0; y < row_count; y++) {
-      const Sample* row = src + static_cast<size_t>(y + first_row) * width;
-      for (int x = 0; x < out_width; x++) {
-        const int start = horizontal.bounds[x * 2];
-        const int taps = horizontal.bounds[x * 2 + 1];
-        double sum = 0;
-        for (int t = 0; t < taps; t++) sum += static_cast<double>(row[start + t]) * horizontal.weights[static_cast<size_t>(x) * k + t];
-        rows[static_cast<size_t>(y) * out_width + x] = static_cast<float>(sum);
-      }
-    }
-  } else {
-    rows.assign(src, src + static_cast<size_t>(width) * height);
+  if (!need_horizontal && !need_vertical) return std::vector<float>(src, src + static_cast<size_t>(width) * height);
+  if (!need_horizontal) return FilterColumnsFloat(src, width, 0, out_height, vertical);
+  if (VerticalPassFirst(width, height, out_width, out_height)) {
+    std::vector<float> columns = FilterColumnsFloat(src, width, 0, out_height, vertical);
+    return FilterRowsFloat(columns.data(), width, 0, out_height, out_width, horizontal);
   }
+  // Pillow only filters the source rows that the vertical pass reads.
+  const int first_row = vertical.bounds[0];
+  const int last_row = vertical.bounds[out_height * 2 - 2] + vertical.bounds[out_height * 2 - 1];
+  std::vector<float> rows = FilterRowsFloat(src, width, first_row, last_row - first_row, out_width, horizontal);
   if (!need_vertical) return rows;
-
-  const int row_width = need_horizontal ? out_width : width;
-  const int k = vertical.kernel_size;
-  std::vector<float> out(static_cast<size_t>(row_width) * out_height);
-  std::vector<double> sums(row_width);
-  for (int y = 0; y < out_height; y++) {
-    const int start = vertical.bounds[y * 2] - first_row;
-    const int taps = vertical.bounds[y * 2 + 1];
-    const double* weights = vertical.weights.data() + static_cast<size_t>(y) * k;
-    // Row by row, so memory is read in order. Each sum still adds its taps in the same order.
-    std::fill(sums.begin(), sums.end(), 0.0);
-    for (int t = 0; t < taps; t++) {
-      const float* row = rows.data() + static_cast<size_t>(start + t) * row_width;
-      for (int x = 0; x < row_width; x++) sums[x] += static_cast<double>(row[x]) * weights[t];
-    }
-    for (int x = 0; x < row_width; x++) out[static_cast<size_t>(y) * row_width + x] = static_cast<float>(sums[x]);
-  }
-  return out;
+  return FilterColumnsFloat(rows.data(), out_width, first_row, out_height, vertical);
 }
 
 template std::vector<float> ResizeBilinearFloat<float>(const float*, int, int, int, int);

@@ -156,6 +156,53 @@ function filterColumns8(
   return out;
 }
 
+/**
+ * Returns true when Pillow runs the vertical pass first: Pillow 13 does so
+ * when the height shrinks by more than twice as many pixels as the width
+ * (`ImagingResampleInner` in `Resample.c`). The 8-bit passes round between
+ * them, so the order changes results by one grey level on some pixels.
+ */
+function verticalPassFirst(width: number, height: number, outWidth: number, outHeight: number): boolean {
+  return height - outHeight > 0 && height - outHeight > 2 * (width - outWidth);
+}
+
+/** Filters `rowCount` rows of `src` (starting at row `firstRow`) along x, summing in float64 and storing float32 as mode 'F' does. */
+function filterRowsFloat(
+  src: ArrayLike<number>, width: number, firstRow: number, rowCount: number, outWidth: number, coefficients: FilterCoefficients,
+): Float32Array {
+  const { bounds, kernelSize, weights } = coefficients;
+  const out = new Float32Array(outWidth * rowCount);
+  for (let y = 0; y < rowCount; y++) {
+    const srcRow = (y + firstRow) * width;
+    for (let x = 0; x < outWidth; x++) {
+      const start = bounds[x * 2];
+      const taps = bounds[x * 2 + 1];
+      let sum = 0;
+      for (let t = 0; t < taps; t++) sum += src[srcRow + start + t] * weights[x * kernelSize + t];
+      out[y * outWidth + x] = sum;
+    }
+  }
+  return out;
+}
+
+/** Filters along y in float64, storing float32: output row y mixes source rows `bounds[2y] - firstRow` onwards. */
+function filterColumnsFloat(
+  rows: ArrayLike<number>, rowWidth: number, firstRow: number, outHeight: number, coefficients: FilterCoefficients,
+): Float32Array {
+  const { bounds, kernelSize, weights } = coefficients;
+  const out = new Float32Array(rowWidth * outHeight);
+  for (let y = 0; y < outHeight; y++) {
+    const start = bounds[y * 2] - firstRow;
+    const taps = bounds[y * 2 + 1];
+    for (let x = 0; x < rowWidth; x++) {
+      let sum = 0;
+      for (let t = 0; t < taps; t++) sum += rows[(start + t) * rowWidth + x] * weights[y * kernelSize + t];
+      out[y * rowWidth + x] = sum;
+    }
+  }
+  return out;
+}
+
 /** Resizes an 8-bit image exactly as Pillow's bilinear resize of a mode 'L' image. */
 export function resizeBilinear8(src: Uint8Array, width: number, height: number, outWidth: number, outHeight: number): Uint8Array {
   const native = nativeImage();
@@ -171,6 +218,10 @@ export function resizeBilinear8Js(src: Uint8Array, width: number, height: number
   const needVertical = outHeight !== height;
   if (!needHorizontal && !needVertical) return Uint8Array.from(src);
   if (!needHorizontal) return filterColumns8(src, width, 0, outHeight, vertical);
+  if (verticalPassFirst(width, height, outWidth, outHeight)) {
+    const columns = filterColumns8(src, width, 0, outHeight, vertical);
+    return filterRows8(columns, width, 0, outHeight, outWidth, horizontal);
+  }
   // Pillow only filters the source rows that the vertical pass reads.
   const firstRow = vertical.bounds[0];
   const lastRow = vertical.bounds[outHeight * 2 - 2] + vertical.bounds[outHeight * 2 - 1];
@@ -194,41 +245,18 @@ export function resizeBilinearFloatJs(src: ArrayLike<number>, width: number, hei
   const vertical = computeCoefficients(height, outHeight);
   const needHorizontal = outWidth !== width;
   const needVertical = outHeight !== height;
-  const firstRow = needHorizontal ? vertical.bounds[0] : 0;
-  const lastRow = needHorizontal ? vertical.bounds[outHeight * 2 - 2] + vertical.bounds[outHeight * 2 - 1] : height;
-  let rows: Float32Array;
-  let rowCount = height;
-  if (needHorizontal) {
-    const k = horizontal.kernelSize;
-    rowCount = lastRow - firstRow;
-    rows = new Float32Array(outWidth * rowCount);
-    for (let y = 0; y < rowCount; y++) {
-      const srcRow = (y + firstRow) * width;
-      for (let x = 0; x < outWidth; x++) {
-        const start = horizontal.bounds[x * 2];
-        const taps = horizontal.bounds[x * 2 + 1];
-        let sum = 0;
-        for (let t = 0; t < taps; t++) sum += src[srcRow + start + t] * horizontal.weights[x * k + t];
-        rows[y * outWidth + x] = sum;
-      }
-    }
-  } else {
-    rows = Float32Array.from(src);
+  if (!needHorizontal && !needVertical) return Float32Array.from(src);
+  if (!needHorizontal) return filterColumnsFloat(src, width, 0, outHeight, vertical);
+  if (verticalPassFirst(width, height, outWidth, outHeight)) {
+    const columns = filterColumnsFloat(src, width, 0, outHeight, vertical);
+    return filterRowsFloat(columns, width, 0, outHeight, outWidth, horizontal);
   }
+  // Pillow only filters the source rows that the vertical pass reads.
+  const firstRow = vertical.bounds[0];
+  const lastRow = vertical.bounds[outHeight * 2 - 2] + vertical.bounds[outHeight * 2 - 1];
+  const rows = filterRowsFloat(src, width, firstRow, lastRow - firstRow, outWidth, horizontal);
   if (!needVertical) return rows;
-  const rowWidth = needHorizontal ? outWidth : width;
-  const k = vertical.kernelSize;
-  const out = new Float32Array(rowWidth * outHeight);
-  for (let y = 0; y < outHeight; y++) {
-    const start = vertical.bounds[y * 2] - firstRow;
-    const taps = vertical.bounds[y * 2 + 1];
-    for (let x = 0; x < rowWidth; x++) {
-      let sum = 0;
-      for (let t = 0; t < taps; t++) sum += rows[(start + t) * rowWidth + x] * vertical.weights[y * k + t];
-      out[y * rowWidth + x] = sum;
-    }
-  }
-  return out;
+  return filterColumnsFloat(rows, outWidth, firstRow, outHeight, vertical);
 }
 
 /**
