@@ -221,7 +221,9 @@ function buildAddon(variant, dir, wheelRoot) {
   } else {
     log(`reusing the cached ${variant.kind} addon ${cachedAddon}`);
   }
-  fs.copyFileSync(cachedAddon, file);
+  // Through a temporary name, so a process that has the old addon mapped keeps a whole copy.
+  fs.copyFileSync(cachedAddon, `${file}.tmp`);
+  fs.renameSync(`${file}.tmp`, file);
   return verify(variant);
 }
 

@@ -21,7 +21,9 @@ const path = require('path');
 /** Bumped whenever the edits change, so cached builds of an older edit are not reused. */
 const PATCH_VERSION = 1;
 
-const MARKER = '// more-ts: session config patch';
+/** Start of the comment every edit leaves, for any version of the edits. */
+const MARKER_PREFIX = '// more-ts: session config patch';
+const MARKER = `${MARKER_PREFIX} ${PATCH_VERSION}`;
 
 const EDITS = [
   {
@@ -114,7 +116,9 @@ const EDITS = [
 
 /**
  * Applies the edits to the `binding/` sources of the tfjs-node package in
- * `packageDir`. A file that already carries the marker is left as it is.
+ * `packageDir`. A file that already carries this version's marker is left
+ * as it is, and one patched by another version is an error: its passages
+ * have changed, so `npm ci` must restore the package first.
  * Every file is edited in memory first, so a missing passage in one file
  * leaves all of them unchanged.
  */
@@ -128,7 +132,10 @@ function patchBinding(packageDir) {
   for (const [name, edits] of byFile) {
     const file = path.join(packageDir, 'binding', name);
     let text = fs.readFileSync(file, 'utf8');
-    if (text.includes(MARKER)) continue;
+    if (text.includes(`${MARKER}\n`) || text.includes(`${MARKER}:`)) continue;
+    if (text.includes(MARKER_PREFIX)) {
+      throw new Error(`cannot patch ${file}: it carries another version of the more-ts patch; reinstall @tensorflow/tfjs-node (npm ci) and run the set-up again`);
+    }
     for (const edit of edits) {
       const at = text.indexOf(edit.from);
       if (at === -1 || text.indexOf(edit.from, at + 1) !== -1) {

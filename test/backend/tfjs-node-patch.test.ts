@@ -52,4 +52,14 @@ describe('setup/tfjs-node-patch', () => {
     });
     for (const [name, text] of before) assert.equal(read(name), text, `${name} was written`);
   });
+
+  it('rejects a file patched by another version', () => {
+    const first = EDITS[0];
+    const file = path.join(dir, 'binding', first.file);
+    fs.writeFileSync(file, read(first.file).replace(first.from, `${MARKER.replace(/\d+$/, '0')}\n${first.from}`));
+    assert.throws(() => patchBinding(dir), (error: Error) => {
+      assert.ok(error.message.startsWith(`cannot patch ${file}: it carries another version of the more-ts patch`), error.message);
+      return true;
+    });
+  });
 });
