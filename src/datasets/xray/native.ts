@@ -92,6 +92,8 @@ function load(): NativeImageAddon | null {
   } else {
     try {
       // eslint-disable-next-line @typescript-eslint/no-require-imports
+      // TensorFlow prints start-up notices on stderr when the addon loads it first; keep warnings and errors.
+      process.env.TF_CPP_MIN_LOG_LEVEL ??= '2';
       const addon = require(file) as NativeImageAddon;
       logger.info(`X-ray kernels: native addon ${file} (TensorFlow ${addon.tensorflowVersion()} decoders)`);
       return addon;
