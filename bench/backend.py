@@ -7,10 +7,11 @@ that both see the same machine state.
 import json
 import os
 import sys
-import time
 
 import torch
 from torch import nn
+
+from timing import rate
 
 
 class Block(nn.Module):
@@ -39,17 +40,6 @@ class Block(nn.Module):
         return x + self.fc2(self.act(self.fc1(self.norm2(x))))
 
 
-def time_loop(step, min_seconds: float, min_iterations: int) -> float:
-    """Returns iterations per second of `step` after one warm-up call."""
-    step()
-    iterations = 0
-    started = time.perf_counter()
-    while iterations < min_iterations or time.perf_counter() - started < min_seconds:
-        step()
-        iterations += 1
-    return iterations / (time.perf_counter() - started)
-
-
 def main() -> None:
     config = json.loads(sys.argv[1])
     torch.set_num_threads(os.cpu_count() or 1)
@@ -58,7 +48,7 @@ def main() -> None:
     n = config["matmul_size"]
     a = torch.randn(n, n)
     b = torch.randn(n, n)
-    matmul_rate = time_loop(lambda: torch.mm(a, b), config["min_seconds"], config["min_iterations"])
+    matmul_rate = rate(lambda: torch.mm(a, b), config["min_seconds"], config["min_iterations"])
 
     block = Block(config["width"], config["heads"], config["mlp"])
     x = torch.randn(config["batch"], config["tokens"], config["width"])
@@ -68,7 +58,7 @@ def main() -> None:
         loss = block(x).square().mean()
         loss.backward()
 
-    block_rate = time_loop(train_step, config["min_seconds"], config["min_iterations"])
+    block_rate = rate(train_step, config["min_seconds"], config["min_iterations"])
     print(json.dumps({
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),

@@ -11,6 +11,7 @@ import { spawnSync } from 'child_process';
 import * as path from 'path';
 
 import { initBackend, tf } from '../src/backend';
+import { callsPerSecond } from './timing';
 
 const CONFIG = {
   matmul_size: 2048,
@@ -75,39 +76,26 @@ function blockForward(w: BlockWeights, x: tf.Tensor3D, heads: number): tf.Tensor
   return h.add(mlpOut);
 }
 
-/** Returns iterations per second of `step` after one warm-up call; `step` must wait for its result. */
-function timeLoop(step: () => void): number {
-  step();
-  let iterations = 0;
-  const started = process.hrtime.bigint();
-  const elapsed = () => Number(process.hrtime.bigint() - started) / 1e9;
-  while (iterations < CONFIG.min_iterations || elapsed() < CONFIG.min_seconds) {
-    step();
-    iterations += 1;
-  }
-  return iterations / elapsed();
-}
-
 function measureOurs(): { matmulGflops: number; blockStepsPerSecond: number } {
   const n = CONFIG.matmul_size;
   const a = tf.randomNormal([n, n]) as tf.Tensor2D;
   const b = tf.randomNormal([n, n]) as tf.Tensor2D;
   // Reading one element back forces the work to finish without copying the whole result.
-  const matmulRate = timeLoop(() => {
+  const matmulRate = callsPerSecond(() => {
     const product = tf.matMul(a, b);
     product.slice([0, 0], [1, 1]).dataSync();
     product.dispose();
-  });
+  }, CONFIG.min_seconds, CONFIG.min_iterations);
   tf.dispose([a, b]);
 
   const weights = createBlock(CONFIG.width, CONFIG.mlp);
   const x = tf.randomNormal([CONFIG.batch, CONFIG.tokens, CONFIG.width]) as tf.Tensor3D;
-  const blockRate = timeLoop(() => {
+  const blockRate = callsPerSecond(() => {
     const { value, grads } = tf.variableGrads(() => blockForward(weights, x, CONFIG.heads).square().mean() as tf.Scalar);
     value.dataSync();
     Object.values(grads).forEach((grad) => grad.dataSync());
     tf.dispose([value, ...Object.values(grads)]);
-  });
+  }, CONFIG.min_seconds, CONFIG.min_iterations);
   tf.dispose([x, ...Object.values(weights)]);
   return { matmulGflops: (2 * n ** 3 * matmulRate) / 1e9, blockStepsPerSecond: blockRate };
 }

@@ -1,4 +1,4 @@
-"""Timing helper shared by the Python sides of the model and text benchmarks."""
+"""Timing helper shared by the Python sides of the backend, model and text benchmarks."""
 import time
 
 

@@ -1,4 +1,4 @@
-/** Timing helpers shared by the model and text benchmarks. */
+/** Timing helpers shared by the backend, model and text benchmarks. */
 
 /** Returns calls per second of `step` after one warm-up call. `step` must wait for its result. */
 export function callsPerSecond(step: () => void, minSeconds: number, minIterations: number): number {
