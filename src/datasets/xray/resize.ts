@@ -6,10 +6,9 @@
  * arithmetic, so results equal Pillow's mode 'L' output exactly. The float
  * path follows Pillow's mode 'F' (double sums stored as float32).
  *
- * `resizeBilinear8` and `resizeBilinearFloat` run in the native image addon
- * (`native/image/src/resize.cc`, a port that gives the same bytes) when that
- * is loaded, see `native.ts`; the `...Js` functions are the TypeScript
- * versions.
+ * When the native image addon is loaded (`native.ts`), `resizeBilinear8` and
+ * `resizeBilinearFloat` run its port in `native/image/src/resize.cc`, which
+ * gives the same bytes. The `...Js` functions are the TypeScript versions.
  */
 
 import { GrayImage } from './image';
@@ -203,6 +202,38 @@ function filterColumnsFloat(
   return out;
 }
 
+/** The horizontal and vertical passes of one sample type, and a plain copy for a resize to the same size. */
+interface FilterPasses<S extends ArrayLike<number>, R extends ArrayLike<number>> {
+  rows(src: S | R, width: number, firstRow: number, rowCount: number, outWidth: number, coefficients: FilterCoefficients): R;
+  columns(rows: S | R, rowWidth: number, firstRow: number, outHeight: number, coefficients: FilterCoefficients): R;
+  copy(src: S): R;
+}
+
+/**
+ * Resizes with the two passes in Pillow's order: horizontal first, over
+ * only the source rows that the vertical pass reads, unless
+ * `verticalPassFirst` holds.
+ */
+function resizeSeparable<S extends ArrayLike<number>, R extends ArrayLike<number>>(
+  src: S, width: number, height: number, outWidth: number, outHeight: number, passes: FilterPasses<S, R>,
+): R {
+  const horizontal = computeCoefficients(width, outWidth);
+  const vertical = computeCoefficients(height, outHeight);
+  const needHorizontal = outWidth !== width;
+  const needVertical = outHeight !== height;
+  if (!needHorizontal && !needVertical) return passes.copy(src);
+  if (!needHorizontal) return passes.columns(src, width, 0, outHeight, vertical);
+  if (verticalPassFirst(width, height, outWidth, outHeight)) {
+    const columns = passes.columns(src, width, 0, outHeight, vertical);
+    return passes.rows(columns, width, 0, outHeight, outWidth, horizontal);
+  }
+  const firstRow = vertical.bounds[0];
+  const lastRow = vertical.bounds[outHeight * 2 - 2] + vertical.bounds[outHeight * 2 - 1];
+  const rows = passes.rows(src, width, firstRow, lastRow - firstRow, outWidth, horizontal);
+  if (!needVertical) return rows;
+  return passes.columns(rows, outWidth, firstRow, outHeight, vertical);
+}
+
 /** Resizes an 8-bit image exactly as Pillow's bilinear resize of a mode 'L' image. */
 export function resizeBilinear8(src: Uint8Array, width: number, height: number, outWidth: number, outHeight: number): Uint8Array {
   const native = nativeImage();
@@ -212,22 +243,11 @@ export function resizeBilinear8(src: Uint8Array, width: number, height: number, 
 
 /** The TypeScript implementation of `resizeBilinear8`. */
 export function resizeBilinear8Js(src: Uint8Array, width: number, height: number, outWidth: number, outHeight: number): Uint8Array {
-  const horizontal = computeCoefficients(width, outWidth);
-  const vertical = computeCoefficients(height, outHeight);
-  const needHorizontal = outWidth !== width;
-  const needVertical = outHeight !== height;
-  if (!needHorizontal && !needVertical) return Uint8Array.from(src);
-  if (!needHorizontal) return filterColumns8(src, width, 0, outHeight, vertical);
-  if (verticalPassFirst(width, height, outWidth, outHeight)) {
-    const columns = filterColumns8(src, width, 0, outHeight, vertical);
-    return filterRows8(columns, width, 0, outHeight, outWidth, horizontal);
-  }
-  // Pillow only filters the source rows that the vertical pass reads.
-  const firstRow = vertical.bounds[0];
-  const lastRow = vertical.bounds[outHeight * 2 - 2] + vertical.bounds[outHeight * 2 - 1];
-  const rows = filterRows8(src, width, firstRow, lastRow - firstRow, outWidth, horizontal);
-  if (!needVertical) return rows;
-  return filterColumns8(rows, outWidth, firstRow, outHeight, vertical);
+  return resizeSeparable(src, width, height, outWidth, outHeight, {
+    rows: filterRows8,
+    columns: filterColumns8,
+    copy: (values) => Uint8Array.from(values),
+  });
 }
 
 /** Resizes a real-valued image as Pillow's bilinear resize of a mode 'F' image (float32 between passes). */
@@ -241,22 +261,11 @@ export function resizeBilinearFloat(src: ArrayLike<number>, width: number, heigh
 
 /** The TypeScript implementation of `resizeBilinearFloat`. */
 export function resizeBilinearFloatJs(src: ArrayLike<number>, width: number, height: number, outWidth: number, outHeight: number): Float32Array {
-  const horizontal = computeCoefficients(width, outWidth);
-  const vertical = computeCoefficients(height, outHeight);
-  const needHorizontal = outWidth !== width;
-  const needVertical = outHeight !== height;
-  if (!needHorizontal && !needVertical) return Float32Array.from(src);
-  if (!needHorizontal) return filterColumnsFloat(src, width, 0, outHeight, vertical);
-  if (verticalPassFirst(width, height, outWidth, outHeight)) {
-    const columns = filterColumnsFloat(src, width, 0, outHeight, vertical);
-    return filterRowsFloat(columns, width, 0, outHeight, outWidth, horizontal);
-  }
-  // Pillow only filters the source rows that the vertical pass reads.
-  const firstRow = vertical.bounds[0];
-  const lastRow = vertical.bounds[outHeight * 2 - 2] + vertical.bounds[outHeight * 2 - 1];
-  const rows = filterRowsFloat(src, width, firstRow, lastRow - firstRow, outWidth, horizontal);
-  if (!needVertical) return rows;
-  return filterColumnsFloat(rows, outWidth, firstRow, outHeight, vertical);
+  return resizeSeparable(src, width, height, outWidth, outHeight, {
+    rows: filterRowsFloat,
+    columns: filterColumnsFloat,
+    copy: (values) => Float32Array.from(values),
+  });
 }
 
 /**
