@@ -71,7 +71,8 @@ export async function decodeImageBuffer(buffer: Buffer, source: string): Promise
   // Grey PNGs decode faster in JavaScript than through a libvips call. RGB PNGs are left to libvips,
   // which undoes their (mostly Paeth) filters on three times as many bytes faster than JavaScript does.
   const png = readPngHeader(buffer);
-  checkPixelCount(png ?? readJpegFrame(buffer), source);
+  const frame = png === undefined ? readJpegFrame(buffer) : undefined;
+  checkPixelCount(png ?? frame, source);
   if (png !== undefined && (png.colorType === 0 || png.colorType === 4)) {
     const decoded = decodeSimplePng(buffer, source);
     if (decoded !== undefined) {
@@ -79,7 +80,6 @@ export async function decodeImageBuffer(buffer: Buffer, source: string): Promise
     }
   }
 
-  const frame = png === undefined ? readJpegFrame(buffer) : undefined;
   const native = nativeImage();
   if (native !== undefined && png !== undefined && isColourPng8(png)) {
     return decodeNatively(source, () => native.decodePngGray(buffer));
@@ -122,14 +122,14 @@ export async function decodeImageBuffer(buffer: Buffer, source: string): Promise
  * reference raises instead of opening the file. The header is checked before
  * decoding, so a small file that declares huge sides fails without allocating gigabytes.
  */
-export const MAX_IMAGE_PIXELS = 178956970;
+export const DECOMPRESSION_BOMB_PIXELS = 178956970;
 
-/** Throws `XrayDecodeError` naming `source` when the header declares more than `MAX_IMAGE_PIXELS` pixels. */
+/** Throws `XrayDecodeError` naming `source` when the header declares more than `DECOMPRESSION_BOMB_PIXELS` pixels. */
 function checkPixelCount(size: { width: number; height: number } | undefined, source: string): void {
-  if (size === undefined || size.width * size.height <= MAX_IMAGE_PIXELS) return;
+  if (size === undefined || size.width * size.height <= DECOMPRESSION_BOMB_PIXELS) return;
   throw new XrayDecodeError(
     `Cannot decode X-ray image ${source}: its header declares ${size.width} x ${size.height} pixels, ` +
-      `expected at most ${MAX_IMAGE_PIXELS} (Pillow's decompression bomb limit)`,
+      `expected at most ${DECOMPRESSION_BOMB_PIXELS} (Pillow's decompression bomb limit)`,
   );
 }
 
@@ -182,11 +182,11 @@ export function decodeResizedNatively(buffer: Buffer, source: string, width: num
   const native = nativeImage();
   if (native === undefined) return undefined;
   const png = readPngHeader(buffer);
-  checkPixelCount(png ?? readJpegFrame(buffer), source);
+  const frame = png === undefined ? readJpegFrame(buffer) : undefined;
+  checkPixelCount(png ?? frame, source);
   if (png !== undefined) {
     return isColourPng8(png) ? decodeNatively(source, () => native.decodePngGray(buffer, width, height)) : undefined;
   }
-  const frame = readJpegFrame(buffer);
   if (frame === undefined || frame.precision !== 8 || (frame.components !== 1 && frame.components !== 3)) return undefined;
   const ratio = jpegScaleDenominator(frame.width, frame.height, width, height);
   return decodeNatively(source, () => native.decodeJpegGray(buffer, ratio, 1, width, height));

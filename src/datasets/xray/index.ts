@@ -4,7 +4,7 @@ export { augmentXray, gaussianBlur, XrayAugmentOptions } from './augment';
 export { ClaheOptions, clipHistogram, equalizeAdapthist, equalizeAdapthistUint8, equalizeAdapthistUint8Js, roundHalfEven } from './clahe';
 export { decodeDicom, DicomDecodeOptions, DicomImageInfo, readDicomInfo } from './dicom';
 export {
-  decodeImageBuffer, decodeResizedNatively, decodeResizedWithLibvips, GrayImage, jpegScaleDenominator, JpegFrame, MAX_IMAGE_PIXELS, readJpegFrame,
+  decodeImageBuffer, decodeResizedNatively, decodeResizedWithLibvips, GrayImage, jpegScaleDenominator, JpegFrame, DECOMPRESSION_BOMB_PIXELS, readJpegFrame,
   resizesWithLibvips, rgbToGray8, XrayDecodeError,
 } from './image';
 export { NativeGrayImage, nativeImage, NativeImageAddon } from './native';
