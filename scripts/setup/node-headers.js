@@ -1,7 +1,7 @@
 /**
- * Where node-gyp finds Node's headers. Under npm, npm passes its `nodedir`
- * setting. Run alone, node-gyp would download the headers from nodejs.org,
- * so this points it at the headers installed with Node when they exist.
+ * The location of Node's headers for node-gyp. Under npm, npm passes its
+ * `nodedir` setting. Run alone, node-gyp would download the headers from
+ * nodejs.org, so this points it at the headers installed with Node.
  */
 'use strict';
 

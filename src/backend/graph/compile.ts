@@ -57,8 +57,8 @@ export interface CompileGraphOptions {
    * false). The graph then runs the batch as up to one slice per CPU core,
    * each slice's kernels on one thread, and TensorFlow's inter-op threads
    * run the slices side by side. That spares the hand-off between threads
-   * inside every operation, which dominates small models: the tiny X-ray
-   * encoder's graph ran 35 % faster on two cores. It takes the addon the
+   * inside every operation, which dominates small models: on two cores a
+   * batch of 8 through the tiny X-ray encoder took 1.70 ms instead of 2.65 ms. It takes the addon the
    * set-up builds (`sessionConfigSupported`); with any other build the
    * graph runs the whole batch.
    */
@@ -72,9 +72,9 @@ const ONE_INTRA_OP_THREAD = new ProtoWriter().int(2, 1).finish();
 
 /**
  * Returns the sizes of the batch slices for a call of a batch-split
- * function: up to one per core, as equal as possible; a single slice when
- * the inputs do not share a first axis of at least 2 or the addon cannot
- * give a session its own thread settings.
+ * function: up to one per core, as equal as possible. It returns none when
+ * the inputs do not share a first axis of at least 2, or when the addon
+ * cannot give a session its own thread settings.
  */
 function batchSlices(backend: NativeKernelBackend, inputs: readonly tf.Tensor[]): number[] {
   const batch = inputs[0]?.shape[0];
@@ -94,7 +94,7 @@ function callOnSlices<R extends tf.Tensor[]>(fn: (...inputs: tf.Tensor[]) => R, 
       checkResult(result, name);
       for (const output of result) {
         if (output.rank === 0 || output.shape[0] !== size) {
-          throw new TraceError(`${name} was compiled with splitBatch, but an output of shape [${output.shape}] does not have the batch of ${size} rows first`);
+          throw new TraceError(`${name} was compiled with splitBatch, but an output of shape [${output.shape}] does not have the batch slice's ${size} rows first`);
         }
       }
       return result;

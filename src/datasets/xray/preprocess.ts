@@ -10,9 +10,9 @@
  *   bilinear filter (`resize.ts`), so the 8-bit CLAHE output equals Pillow +
  *   scikit-image bit for bit.
  * - 'fast' (the default), with the native image addon loaded (`native.ts`):
- *   8-bit JPEGs are decoded to grey by TensorFlow's DecodeJpeg, scaled down
+ *   TensorFlow's DecodeJpeg decodes 8-bit JPEGs to grey. It scales them down
  *   in the DCT domain while the decoded sides stay at least twice the output
- *   (`jpegScaleDenominator`), then resized with Pillow's bilinear filter
+ *   (`jpegScaleDenominator`), and Pillow's bilinear filter does the rest
  *   (`decodeResizedNatively`). That saves most of the decoding time of
  *   full-size JPEG radiographs, and moves the final 8-bit values of a 2000 x
  *   2000 one by 1.2 grey levels on average. 8-bit RGB(A) PNGs go through
