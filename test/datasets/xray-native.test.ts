@@ -218,8 +218,15 @@ describe('datasets/xray native addon', function () {
       assert.throws(() => addon.resize8(new Uint8Array(4), 2, 2, 65537, 1), /output size 65537 x 1 is too large/);
       assert.throws(() => addon.resize8(new Uint8Array(4), 2, 2, 20000, 20000), /output size 20000 x 20000 is too large/);
       assert.throws(() => addon.clahe8(new Uint8Array(4), 2, 2, 1, 1, 1e9, 0.01), /nbins must be at most 65536, got 1000000000/);
-      assert.throws(() => addon.resize8(new Uint8Array(4), 2, 2, NaN, 2), /outWidth must be an integer >= 1/);
-      assert.throws(() => addon.resize8(new Uint8Array(4), -2, -2, 2, 2), /width must be an integer >= 1/);
+      assert.throws(() => addon.resize8(new Uint8Array(4), 2, 2, NaN, 2), /outWidth must be an integer >= 1, got nan/);
+      assert.throws(() => addon.resize8(new Uint8Array(4), -2, -2, 2, 2), /width must be an integer >= 1, got -2/);
+    });
+
+    it('names the argument type it got', () => {
+      assert.throws(() => addon.resize8(new Float32Array(4) as never, 2, 2, 1, 1), /src must be a Uint8Array or Buffer, got Float32Array/);
+      assert.throws(() => addon.resize8('pixels' as never, 2, 2, 1, 1), /src must be a typed array, got a string/);
+      assert.throws(() => addon.resizeFloat(new Int32Array(4) as never, 2, 2, 1, 1), /src must be a Float32Array, Uint16Array or Uint8Array, got Int32Array/);
+      assert.throws(() => addon.clahe8(new Uint8Array(4), 2, 2, 1, 1, 256, 'high' as never), /clipLimit must be a finite number, got a string/);
     });
   });
 

@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -45,10 +46,52 @@ std::vector<napi_value> Arguments(napi_env env, napi_callback_info info, size_t 
   return args;
 }
 
+// Names a JS value for an error message: a number as written, anything else by its type.
+std::string Describe(napi_env env, napi_value value) {
+  napi_valuetype type = napi_undefined;
+  if (napi_typeof(env, value, &type) != napi_ok) return "an unreadable value";
+  switch (type) {
+    case napi_number: {
+      double number = 0;
+      napi_get_value_double(env, value, &number);
+      std::ostringstream text;
+      text << number;
+      return text.str();
+    }
+    case napi_undefined: return "undefined";
+    case napi_null: return "null";
+    case napi_boolean: return "a boolean";
+    case napi_string: return "a string";
+    case napi_symbol: return "a symbol";
+    case napi_function: return "a function";
+    case napi_bigint: return "a bigint";
+    default: break;
+  }
+  bool is_typed_array = false;
+  if (napi_is_typedarray(env, value, &is_typed_array) == napi_ok && is_typed_array) return "a typed array";
+  return "an object";
+}
+
+// Names a typed array's element type as JavaScript does.
+const char* TypedArrayName(napi_typedarray_type type) {
+  switch (type) {
+    case napi_int8_array: return "Int8Array";
+    case napi_uint8_array: return "Uint8Array";
+    case napi_uint8_clamped_array: return "Uint8ClampedArray";
+    case napi_int16_array: return "Int16Array";
+    case napi_uint16_array: return "Uint16Array";
+    case napi_int32_array: return "Int32Array";
+    case napi_uint32_array: return "Uint32Array";
+    case napi_float32_array: return "Float32Array";
+    case napi_float64_array: return "Float64Array";
+    default: return "BigInt64Array or BigUint64Array";
+  }
+}
+
 TypedArray ReadTypedArray(napi_env env, napi_value value, const char* what) {
   bool is_typed_array = false;
   Check(env, napi_is_typedarray(env, value, &is_typed_array));
-  if (!is_typed_array) throw ArgumentError{std::string(what) + " must be a typed array"};
+  if (!is_typed_array) throw ArgumentError{std::string(what) + " must be a typed array, got " + Describe(env, value)};
   TypedArray array{};
   Check(env, napi_get_typedarray_info(env, value, &array.type, &array.length, &array.data, nullptr, nullptr));
   return array;
@@ -56,7 +99,9 @@ TypedArray ReadTypedArray(napi_env env, napi_value value, const char* what) {
 
 TypedArray ReadBytes(napi_env env, napi_value value, const char* what) {
   TypedArray array = ReadTypedArray(env, value, what);
-  if (array.type != napi_uint8_array) throw ArgumentError{std::string(what) + " must be a Uint8Array or Buffer"};
+  if (array.type != napi_uint8_array) {
+    throw ArgumentError{std::string(what) + " must be a Uint8Array or Buffer, got " + TypedArrayName(array.type)};
+  }
   return array;
 }
 
@@ -65,7 +110,7 @@ int ReadSize(napi_env env, napi_value value, const char* what, int minimum = 1) 
   double number = 0;
   if (napi_get_value_double(env, value, &number) != napi_ok || !(number >= minimum) || number > 1e9 ||
       number != std::floor(number)) {
-    throw ArgumentError{std::string(what) + " must be an integer >= " + std::to_string(minimum)};
+    throw ArgumentError{std::string(what) + " must be an integer >= " + std::to_string(minimum) + ", got " + Describe(env, value)};
   }
   return static_cast<int>(number);
 }
@@ -91,7 +136,7 @@ void ReadOutputSize(napi_env env, napi_value width_value, napi_value height_valu
 double ReadNumber(napi_env env, napi_value value, const char* what) {
   double number = 0;
   if (napi_get_value_double(env, value, &number) != napi_ok || !std::isfinite(number)) {
-    throw ArgumentError{std::string(what) + " must be a finite number"};
+    throw ArgumentError{std::string(what) + " must be a finite number, got " + Describe(env, value)};
   }
   return number;
 }
@@ -204,7 +249,7 @@ napi_value ResizeFloat(napi_env env, napi_callback_info info) {
     } else if (src.type == napi_uint8_array) {
       out = ResizeBilinearFloat(static_cast<const uint8_t*>(src.data), width, height, out_width, out_height);
     } else {
-      throw ArgumentError{"src must be a Float32Array, Uint16Array or Uint8Array"};
+      throw ArgumentError{std::string("src must be a Float32Array, Uint16Array or Uint8Array, got ") + TypedArrayName(src.type)};
     }
     void* data = nullptr;
     napi_value result = NewTypedArray(env, napi_float32_array, out.size(), sizeof(float), &data);
